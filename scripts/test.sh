@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs every test keywarden has, installing what the tests need when it is
+# missing. Safe to run again; CI runs exactly this (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n== %s\n' "$*"; }
+
+# --- what the tests need -----------------------------------------------------
+# Debian packages: none beyond the Rust toolchain yet; later backends add
+# their peers here (SoftHSM2, a KMIP server, cryptsetup, PostgreSQL).
+need_apt=()
+for pkg in "${need_apt[@]}"; do :; done
+if ! command -v cargo >/dev/null; then
+    echo "cargo is required (rustup toolchain)" >&2
+    exit 1
+fi
+if ! command -v cargo-fuzz >/dev/null && ! cargo fuzz --version >/dev/null 2>&1; then
+    log "installing cargo-fuzz"
+    cargo install cargo-fuzz --locked
+fi
+
+# --- checks and tests ---------------------------------------------------------
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy"
+cargo clippy --all-targets --all-features -- -D warnings
+
+log "cargo test (unit, integration and doc tests)"
+cargo test --all-features
+
+log "examples"
+for ex in examples/*.rs; do
+    name=$(basename "$ex" .rs)
+    echo "-- example $name"
+    cargo run --quiet --example "$name"
+done
+
+log "fuzz targets (bounded)"
+scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
+
+log "all tests passed"

@@ -1,0 +1,173 @@
+//! The `KeyManager` trait and one module per backend.
+//!
+//! A backend turns secret material into something the catalog keeps (a
+//! ciphertext for crypto backends, a remote id for store backends) and back.
+//! Backends know nothing about policy and nothing about each other.
+
+use std::fmt::Debug;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::keygen;
+use crate::model::{BackendId, KeySpec, ProjectId, SecretId};
+use crate::secret::SecretBytes;
+
+pub mod simple_crypto;
+
+pub use simple_crypto::{MasterKek, SimpleCrypto};
+
+/// Which secret an operation is about: the backend binds its output to both.
+#[derive(Clone, Copy, Debug)]
+pub struct Scope<'a> {
+    pub project_id: &'a ProjectId,
+    pub secret_id: &'a SecretId,
+}
+
+/// What a backend asks the catalog to keep for one secret: a ciphertext, a
+/// remote object id, or whatever the backend needs to find the material again.
+/// Untrusted when read back: the backend authenticates it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredSecret(pub Vec<u8>);
+
+impl Debug for StoredSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StoredSecret({} bytes)", self.0.len())
+    }
+}
+
+/// A generated key pair as the backend keeps it.
+#[derive(Debug)]
+pub struct StoredKeyPair {
+    pub private_key: StoredSecret,
+    pub public_key: StoredSecret,
+    /// The passphrase protecting the private key, if one was asked for.
+    pub passphrase: Option<StoredSecret>,
+}
+
+/// What a backend found when asked to verify its keys against the catalog.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KekReport {
+    /// Project KEKs that the configured master KEK opened.
+    pub project_keks: usize,
+    /// Of those, how many are wrapped by a retired master KEK (need `kek rotate`).
+    pub wrapped_by_retired: usize,
+}
+
+/// One key-manager backend. Object safe; held as `Arc<dyn KeyManager>`.
+pub trait KeyManager: Send + Sync + Debug {
+    /// The stable id this backend was configured under.
+    fn id(&self) -> &BackendId;
+
+    /// The backend kind, e.g. `simple_crypto`.
+    fn kind(&self) -> &'static str;
+
+    /// Protects `material` for the secret `scope`.
+    fn store(&self, scope: Scope<'_>, material: &SecretBytes) -> Result<StoredSecret>;
+
+    /// Recovers the material stored for `scope`. Anything that does not
+    /// authenticate is `Integrity`.
+    fn retrieve(&self, scope: Scope<'_>, stored: &StoredSecret) -> Result<SecretBytes>;
+
+    /// Destroys the material. Crypto backends hold nothing outside the catalog
+    /// row, which the store deletes, so for them this only has to succeed.
+    fn delete(&self, scope: Scope<'_>, stored: &StoredSecret) -> Result<()>;
+
+    /// Generates a symmetric key for `scope`. The default makes the key from
+    /// the OS CSPRNG and stores it; an HSM or KMIP backend overrides this to
+    /// generate on the device.
+    fn generate_symmetric(&self, scope: Scope<'_>, spec: &KeySpec) -> Result<StoredSecret> {
+        let key = keygen::generate_symmetric(spec.bit_length)?;
+        self.store(scope, &key)
+    }
+
+    /// Generates an RSA key pair: private key PEM PKCS#8 (encrypted when a
+    /// passphrase is given) and public key PEM SubjectPublicKeyInfo, as
+    /// Barbican's asymmetric orders make them.
+    fn generate_key_pair(
+        &self,
+        private: Scope<'_>,
+        public: Scope<'_>,
+        passphrase: Option<(Scope<'_>, &SecretBytes)>,
+        spec: &KeySpec,
+    ) -> Result<StoredKeyPair> {
+        if !spec.algorithm.eq_ignore_ascii_case("rsa") {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "backend {} generates only RSA key pairs, not {}",
+                    self.id(),
+                    spec.algorithm
+                ),
+            ));
+        }
+        let pair = keygen::generate_rsa(spec.bit_length, passphrase.map(|(_, p)| p))?;
+        Ok(StoredKeyPair {
+            private_key: self.store(private, pair.private_key_pem())?,
+            public_key: self.store(
+                public,
+                &SecretBytes::copy_from(pair.public_key_pem().as_bytes()),
+            )?,
+            passphrase: match passphrase {
+                Some((scope, p)) => Some(self.store(scope, p)?),
+                None => None,
+            },
+        })
+    }
+
+    /// Checks that the configured keys open what the catalog holds for this
+    /// backend. Called when a store is opened.
+    fn verify(&self) -> Result<KekReport>;
+
+    /// Rewraps this backend's project KEKs under its active master KEK.
+    /// Secrets are not re-encrypted.
+    fn rewrap_project_keks(&self) -> Result<usize> {
+        Err(Error::new(
+            ErrorKind::Unsupported,
+            format!("backend {} has no master KEK to rotate", self.id()),
+        ))
+    }
+}
+
+/// A project KEK as the catalog keeps it: wrapped, with the fingerprint of the
+/// master KEK that wrapped it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WrappedKek {
+    pub kek_id: String,
+    pub master_fingerprint: String,
+    pub wrapped: Vec<u8>,
+}
+
+impl Debug for WrappedKek {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WrappedKek")
+            .field("kek_id", &self.kek_id)
+            .field("master_fingerprint", &self.master_fingerprint)
+            .field("wrapped", &format_args!("{} bytes", self.wrapped.len()))
+            .finish()
+    }
+}
+
+/// Where crypto backends keep wrapped project KEKs (implemented by catalogs).
+pub trait KekStore: Send + Sync + Debug {
+    /// The project's KEK for `backend`, if one was made.
+    fn project_kek(&self, backend: &BackendId, project: &ProjectId) -> Result<Option<WrappedKek>>;
+
+    /// Inserts `kek` unless the project already has one; returns the one that
+    /// is stored, so two instances racing to make the first KEK agree on it.
+    fn insert_project_kek(
+        &self,
+        backend: &BackendId,
+        project: &ProjectId,
+        kek: WrappedKek,
+    ) -> Result<WrappedKek>;
+
+    /// Every project KEK of `backend`.
+    fn project_keks(&self, backend: &BackendId) -> Result<Vec<(ProjectId, WrappedKek)>>;
+
+    /// Replaces wrapped KEKs in one transaction (master-KEK rotation). Each
+    /// entry names the KEK id it expects to replace; a mismatch aborts it all.
+    fn replace_project_keks(
+        &self,
+        backend: &BackendId,
+        keks: Vec<(ProjectId, WrappedKek)>,
+    ) -> Result<()>;
+}

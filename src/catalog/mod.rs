@@ -1,0 +1,280 @@
+//! Where the store keeps metadata, ciphertext and wrapped KEKs.
+//!
+//! The catalog is below `SecretStore`: it knows rows, not policy. Writes go
+//! through [`Catalog::apply`] as one all-or-nothing batch, so an order that
+//! makes a secret and a container never leaves half of itself behind.
+
+use std::fmt::Debug;
+
+use crate::backend::{KekStore, StoredSecret};
+use crate::error::Result;
+use crate::model::{
+    BackendId, Consumer, ContainerId, ContentType, OrderId, ProjectId, SecretId, SecretMeta,
+    SecretType, Status, Timestamp, UserId,
+};
+
+pub mod sqlite;
+
+pub use sqlite::SqliteCatalog;
+
+/// A secret row as the store needs it to decide and act.
+#[derive(Clone, Debug)]
+pub struct SecretRow {
+    pub meta: SecretMeta,
+    /// The secret's read ACL, as it applies to the caller who asked.
+    pub acl: AclView,
+    /// Present when asked for and a payload is stored.
+    pub stored: Option<StoredSecret>,
+}
+
+/// The read ACL seen from one caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AclView {
+    /// Barbican's `project-access` flag: false makes the secret private.
+    pub project_access: bool,
+    /// Whether the caller is in the ACL's user list.
+    pub caller_listed: bool,
+}
+
+/// A secret's read ACL (the only operation Barbican accepts).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Acl {
+    pub users: Vec<UserId>,
+    pub project_access: bool,
+}
+
+impl Default for Acl {
+    fn default() -> Self {
+        Acl {
+            users: Vec::new(),
+            project_access: true,
+        }
+    }
+}
+
+/// A comparison in a date filter (`gt:`, `gte:`, `lt:`, `lte:` or bare equality).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cmp {
+    Eq,
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+}
+
+/// A column secrets can be sorted by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SortKey {
+    Algorithm,
+    BitLength,
+    Created,
+    Expiration,
+    Mode,
+    Name,
+    SecretType,
+    Status,
+    Updated,
+}
+
+/// Barbican's list filters, already validated.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SecretFilter {
+    /// SQL LIKE pattern (exact match when it has no `%` or `_`).
+    pub name: Option<String>,
+    pub algorithm: Option<String>,
+    pub mode: Option<String>,
+    pub bit_length: Option<u32>,
+    pub secret_type: Option<SecretType>,
+    pub created: Vec<(Cmp, Timestamp)>,
+    pub updated: Vec<(Cmp, Timestamp)>,
+    pub expiration: Vec<(Cmp, Timestamp)>,
+    /// (key, descending)
+    pub sort: Vec<(SortKey, bool)>,
+    /// Only secrets whose read ACL lists this user (any project).
+    pub acl_user: Option<UserId>,
+}
+
+/// One page of a listing plus the total number of matches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: u64,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+/// What an order makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrderType {
+    Key,
+    Asymmetric,
+}
+
+impl OrderType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderType::Key => "key",
+            OrderType::Asymmetric => "asymmetric",
+        }
+    }
+}
+
+/// An order as recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Order {
+    pub id: OrderId,
+    pub project_id: ProjectId,
+    pub creator_id: UserId,
+    pub order_type: OrderType,
+    pub status: Status,
+    pub name: Option<String>,
+    pub algorithm: String,
+    pub bit_length: u32,
+    pub mode: Option<String>,
+    pub payload_content_type: Option<ContentType>,
+    pub expiration: Option<Timestamp>,
+    pub secret_id: Option<SecretId>,
+    pub container_id: Option<ContainerId>,
+    pub error_code: Option<u16>,
+    pub error_reason: Option<String>,
+    pub created: Timestamp,
+    pub updated: Timestamp,
+}
+
+/// A container's type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContainerType {
+    Generic,
+    Rsa,
+    Certificate,
+}
+
+impl ContainerType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContainerType::Generic => "generic",
+            ContainerType::Rsa => "rsa",
+            ContainerType::Certificate => "certificate",
+        }
+    }
+}
+
+/// A container: named references to secrets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Container {
+    pub id: ContainerId,
+    pub project_id: ProjectId,
+    pub creator_id: UserId,
+    pub name: Option<String>,
+    pub container_type: ContainerType,
+    pub status: Status,
+    pub secret_refs: Vec<(String, SecretId)>,
+    pub created: Timestamp,
+    pub updated: Timestamp,
+}
+
+/// One change in an all-or-nothing batch.
+#[derive(Clone, Debug)]
+pub enum Write {
+    InsertSecret {
+        meta: SecretMeta,
+        stored: Option<StoredSecret>,
+    },
+    /// Fails with `Conflict` when the secret already has a payload.
+    SetPayload {
+        id: SecretId,
+        content_type: ContentType,
+        stored: StoredSecret,
+        updated: Timestamp,
+    },
+    /// Fails with `Conflict` while consumers exist unless `force`; removes the
+    /// row, its ciphertext, ACL and consumers.
+    DeleteSecret {
+        id: SecretId,
+        force: bool,
+    },
+    /// Idempotent.
+    AddConsumer {
+        id: SecretId,
+        consumer: Consumer,
+    },
+    /// `NotFound` when not registered.
+    RemoveConsumer {
+        id: SecretId,
+        consumer: Consumer,
+    },
+    /// `None` removes the ACL (defaults return).
+    SetAcl {
+        id: SecretId,
+        acl: Option<Acl>,
+    },
+    InsertOrder(Order),
+    DeleteOrder(OrderId),
+    InsertContainer(Container),
+    DeleteContainer(ContainerId),
+    SetProjectBackend {
+        project: ProjectId,
+        backend: Option<BackendId>,
+    },
+}
+
+/// How much a catalog holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub secrets: u64,
+    pub secrets_with_payload: u64,
+    pub orders: u64,
+    pub containers: u64,
+    pub consumers: u64,
+    pub projects_with_keks: u64,
+}
+
+/// A catalog backend (SQLite here; PostgreSQL in its own module later).
+pub trait Catalog: KekStore + Debug {
+    /// Applies every write or none. The call returns once the batch is durable.
+    fn apply(&self, batch: Vec<Write>) -> Result<()>;
+
+    /// The secret `id` as seen by `caller`; with `with_stored`, its ciphertext too.
+    fn secret(
+        &self,
+        id: &SecretId,
+        caller: &UserId,
+        with_stored: bool,
+    ) -> Result<Option<SecretRow>>;
+
+    /// Unexpired secrets of `project` (or, with `filter.acl_user`, of any
+    /// project where that user is on the ACL) matching `filter`.
+    fn list_secrets(
+        &self,
+        project: &ProjectId,
+        filter: &SecretFilter,
+        limit: u32,
+        offset: u64,
+        now: Timestamp,
+    ) -> Result<Page<SecretMeta>>;
+
+    fn consumers(&self, id: &SecretId) -> Result<Vec<Consumer>>;
+
+    fn secret_acl(&self, id: &SecretId) -> Result<Acl>;
+
+    fn order(&self, id: &OrderId) -> Result<Option<Order>>;
+
+    fn list_orders(&self, project: &ProjectId, limit: u32, offset: u64) -> Result<Page<Order>>;
+
+    fn container(&self, id: &ContainerId) -> Result<Option<Container>>;
+
+    fn list_containers(
+        &self,
+        project: &ProjectId,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Page<Container>>;
+
+    /// The project's preferred backend, if one is mapped.
+    fn project_backend(&self, project: &ProjectId) -> Result<Option<BackendId>>;
+
+    /// Every project with a mapped backend.
+    fn project_backends(&self) -> Result<Vec<(ProjectId, BackendId)>>;
+
+    fn counts(&self) -> Result<Counts>;
+}

@@ -1,0 +1,1125 @@
+//! The SQLite catalog: one database file in WAL mode, `synchronous=FULL`.
+//!
+//! Writes use group commit: a writer queues its batch and takes the write
+//! connection; whoever holds it runs every queued batch (each in its own
+//! savepoint) inside one transaction and commits once, then hands each waiter
+//! its own outcome. A lone writer commits its own batch and returns only once
+//! that commit is durable; many writers share one fsync.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::types::Value;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
+
+use crate::backend::{KekStore, StoredSecret, WrappedKek};
+use crate::catalog::{
+    Acl, AclView, Catalog, Cmp, Container, ContainerType, Counts, Order, OrderType, Page,
+    SecretFilter, SecretRow, SortKey, Write,
+};
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::{
+    BackendId, Consumer, ContainerId, ContentType, OrderId, ProjectId, SecretId, SecretMeta,
+    Timestamp, UserId,
+};
+
+/// Forward migrations; `PRAGMA user_version` records how many have run.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE secrets (
+    id TEXT PRIMARY KEY NOT NULL,
+    project_id TEXT NOT NULL,
+    name TEXT,
+    algorithm TEXT,
+    bit_length INTEGER,
+    mode TEXT,
+    secret_type TEXT NOT NULL,
+    expiration INTEGER,
+    created INTEGER NOT NULL,
+    updated INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    content_type TEXT,
+    creator_id TEXT NOT NULL,
+    backend_id TEXT NOT NULL,
+    stored BLOB,
+    read_project_access INTEGER NOT NULL DEFAULT 1,
+    CHECK ((content_type IS NULL) = (stored IS NULL))
+);
+CREATE INDEX secrets_by_project_created ON secrets (project_id, created, id);
+CREATE INDEX secrets_by_project_name ON secrets (project_id, name, created, id);
+CREATE TABLE secret_acl_users (
+    secret_id TEXT NOT NULL REFERENCES secrets (id) ON DELETE CASCADE,
+    user_id TEXT NOT NULL,
+    PRIMARY KEY (secret_id, user_id)
+) WITHOUT ROWID;
+CREATE INDEX secret_acl_users_by_user ON secret_acl_users (user_id);
+CREATE TABLE secret_consumers (
+    secret_id TEXT NOT NULL REFERENCES secrets (id) ON DELETE CASCADE,
+    service TEXT NOT NULL,
+    resource_type TEXT NOT NULL,
+    resource_id TEXT NOT NULL,
+    PRIMARY KEY (secret_id, service, resource_type, resource_id)
+) WITHOUT ROWID;
+CREATE TABLE project_keks (
+    backend_id TEXT NOT NULL,
+    project_id TEXT NOT NULL,
+    kek_id TEXT NOT NULL UNIQUE,
+    master_fingerprint TEXT NOT NULL,
+    wrapped BLOB NOT NULL,
+    created INTEGER NOT NULL,
+    PRIMARY KEY (backend_id, project_id)
+);
+CREATE TABLE project_backends (
+    project_id TEXT PRIMARY KEY NOT NULL,
+    backend_id TEXT NOT NULL
+);
+CREATE TABLE orders (
+    id TEXT PRIMARY KEY NOT NULL,
+    project_id TEXT NOT NULL,
+    creator_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    status TEXT NOT NULL,
+    name TEXT,
+    algorithm TEXT NOT NULL,
+    bit_length INTEGER NOT NULL,
+    mode TEXT,
+    payload_content_type TEXT,
+    expiration INTEGER,
+    secret_id TEXT,
+    container_id TEXT,
+    error_code INTEGER,
+    error_reason TEXT,
+    created INTEGER NOT NULL,
+    updated INTEGER NOT NULL
+);
+CREATE INDEX orders_by_project ON orders (project_id, created, id);
+CREATE TABLE containers (
+    id TEXT PRIMARY KEY NOT NULL,
+    project_id TEXT NOT NULL,
+    creator_id TEXT NOT NULL,
+    name TEXT,
+    type TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    updated INTEGER NOT NULL
+);
+CREATE INDEX containers_by_project ON containers (project_id, created, id);
+CREATE TABLE container_secrets (
+    container_id TEXT NOT NULL REFERENCES containers (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    secret_id TEXT NOT NULL,
+    PRIMARY KEY (container_id, name)
+) WITHOUT ROWID;
+"#];
+
+/// Connection settings.
+#[derive(Clone, Debug)]
+pub struct SqliteOptions {
+    /// How long a writer waits for another process's lock.
+    pub busy_timeout: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            busy_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The SQLite catalog.
+pub struct SqliteCatalog {
+    path: PathBuf,
+    options: SqliteOptions,
+    queue: Mutex<VecDeque<Job>>,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+struct Job {
+    batch: Vec<Write>,
+    done: SyncSender<Result<()>>,
+}
+
+impl SqliteCatalog {
+    /// Opens (creating if needed) the database at `path` and brings its
+    /// schema up to date.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, SqliteOptions::default())
+    }
+
+    pub fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let mut writer = connect(&path, &options, true)?;
+        migrate(&mut writer)?;
+        Ok(SqliteCatalog {
+            path,
+            options,
+            queue: Mutex::new(VecDeque::new()),
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The schema version this database is at.
+    pub fn schema_version(&self) -> Result<u32> {
+        self.read(|c| Ok(c.query_row("PRAGMA user_version", [], |r| r.get(0))?))
+    }
+
+    /// Writes a consistent copy of the database to `dest` (SQLite's
+    /// `VACUUM INTO`) while other writers carry on.
+    pub fn backup_to(&self, dest: impl AsRef<Path>) -> Result<()> {
+        let dest = dest.as_ref();
+        let dest_str = dest
+            .to_str()
+            .ok_or_else(|| Error::invalid("output", "backup path must be valid UTF-8"))?;
+        self.read(|c| {
+            c.execute("VACUUM INTO ?1", [dest_str])?;
+            Ok(())
+        })
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = match lock(&self.readers).pop() {
+            Some(c) => c,
+            None => connect(&self.path, &self.options, false)?,
+        };
+        let out = f(&conn);
+        lock(&self.readers).push(conn);
+        out
+    }
+
+    /// Group commit: queue the batch, then drain the queue while holding the
+    /// write connection (ours may already have been committed by another).
+    fn submit(&self, batch: Vec<Write>) -> Result<()> {
+        let (done, outcome) = sync_channel(1);
+        lock(&self.queue).push_back(Job { batch, done });
+        {
+            let mut conn = lock(&self.writer);
+            let jobs: Vec<Job> = lock(&self.queue).drain(..).collect();
+            if !jobs.is_empty() {
+                run_jobs(&mut conn, jobs);
+            }
+        }
+        outcome.recv().unwrap_or_else(|_| {
+            Err(Error::new(
+                ErrorKind::Storage,
+                "catalog writer stopped before reporting",
+            ))
+        })
+    }
+}
+
+impl fmt::Debug for SqliteCatalog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteCatalog")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere while holding the lock leaves a connection or queue
+    // that is still consistent (SQLite rolls back), so carry on with it.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn connect(path: &Path, options: &SqliteOptions, create: bool) -> Result<Connection> {
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if create {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| {
+        Error::new(
+            ErrorKind::Unavailable,
+            format!("cannot open SQLite catalog {}", path.display()),
+        )
+        .with_source(e)
+    })?;
+    conn.busy_timeout(options.busy_timeout)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Error::new(
+            ErrorKind::Storage,
+            format!("SQLite catalog refused WAL mode (got {mode})"),
+        ));
+    }
+    conn.execute_batch(
+        "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON;",
+    )?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let version: u32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let known = MIGRATIONS.len() as u32;
+    if version > known {
+        return Err(Error::new(
+            ErrorKind::Config,
+            format!(
+                "catalog schema version {version} is newer than this keywarden understands ({known}); upgrade keywarden"
+            ),
+        ));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as u32)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn run_jobs(conn: &mut Connection, jobs: Vec<Job>) {
+    let outcomes = match run_in_transaction(conn, &jobs) {
+        Ok(outcomes) => outcomes,
+        Err(e) => {
+            // The commit failed: nothing in this group is durable.
+            let kind = e.kind();
+            let context = e.context().to_owned();
+            jobs.iter()
+                .map(|_| Err(Error::new(kind, context.clone())))
+                .collect()
+        }
+    };
+    for (job, outcome) in jobs.into_iter().zip(outcomes) {
+        // The waiter may have given up; nothing to do then.
+        let _ = job.done.send(outcome);
+    }
+}
+
+fn run_in_transaction(conn: &mut Connection, jobs: &[Job]) -> Result<Vec<Result<()>>> {
+    let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let sp = tx.savepoint()?;
+        let outcome = job.batch.iter().try_for_each(|w| apply_write(&sp, w));
+        match outcome {
+            Ok(()) => sp.commit()?,
+            Err(_) => drop(sp), // rolls back this batch only
+        }
+        outcomes.push(outcome);
+    }
+    tx.set_drop_behavior(rusqlite::DropBehavior::Commit);
+    tx.commit()?;
+    Ok(outcomes)
+}
+
+fn apply_write(c: &Connection, w: &Write) -> Result<()> {
+    match w {
+        Write::InsertSecret { meta, stored } => {
+            let inserted = c.prepare_cached(
+                "INSERT OR IGNORE INTO secrets (id, project_id, name, algorithm, bit_length, mode, secret_type,
+                 expiration, created, updated, status, content_type, creator_id, backend_id, stored)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            )?
+            .execute(params![
+                meta.id.to_string(),
+                meta.project_id.as_str(),
+                meta.name,
+                meta.algorithm,
+                meta.bit_length,
+                meta.mode,
+                meta.secret_type.as_str(),
+                meta.expiration.map(Timestamp::unix),
+                meta.created.unix(),
+                meta.updated.unix(),
+                meta.status.as_str(),
+                meta.content_type.map(ContentType::as_str),
+                meta.creator_id.as_str(),
+                meta.backend_id.as_str(),
+                stored.as_ref().map(|s| s.0.as_slice()),
+            ])?;
+            if inserted == 0 {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    format!("secret {} already exists", meta.id),
+                ));
+            }
+        }
+        Write::SetPayload {
+            id,
+            content_type,
+            stored,
+            updated,
+        } => {
+            let n = c
+                .prepare_cached(
+                    "UPDATE secrets SET content_type = ?2, stored = ?3, updated = ?4
+                     WHERE id = ?1 AND stored IS NULL",
+                )?
+                .execute(params![
+                    id.to_string(),
+                    content_type.as_str(),
+                    stored.0,
+                    updated.unix()
+                ])?;
+            if n == 0 {
+                return Err(if secret_exists(c, id)? {
+                    Error::new(
+                        ErrorKind::Conflict,
+                        "Secret already has data, cannot modify it.",
+                    )
+                } else {
+                    Error::new(ErrorKind::NotFound, format!("secret {id} not found"))
+                });
+            }
+        }
+        Write::DeleteSecret { id, force } => {
+            if !force {
+                let consumers: i64 = c
+                    .prepare_cached("SELECT COUNT(*) FROM secret_consumers WHERE secret_id = ?1")?
+                    .query_row([id.to_string()], |r| r.get(0))?;
+                if consumers > 0 {
+                    return Err(Error::new(
+                        ErrorKind::Conflict,
+                        format!(
+                            "Secret cannot be deleted as it has consumers ({consumers}); use force"
+                        ),
+                    ));
+                }
+            }
+            let n = c
+                .prepare_cached("DELETE FROM secrets WHERE id = ?1")?
+                .execute([id.to_string()])?;
+            if n == 0 {
+                return Err(Error::new(
+                    ErrorKind::NotFound,
+                    format!("secret {id} not found"),
+                ));
+            }
+        }
+        Write::AddConsumer { id, consumer } => {
+            require_secret(c, id)?;
+            c.prepare_cached(
+                "INSERT OR IGNORE INTO secret_consumers (secret_id, service, resource_type, resource_id)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![id.to_string(), consumer.service, consumer.resource_type, consumer.resource_id])?;
+        }
+        Write::RemoveConsumer { id, consumer } => {
+            let n = c
+                .prepare_cached(
+                    "DELETE FROM secret_consumers
+                     WHERE secret_id = ?1 AND service = ?2 AND resource_type = ?3 AND resource_id = ?4",
+                )?
+                .execute(params![id.to_string(), consumer.service, consumer.resource_type, consumer.resource_id])?;
+            if n == 0 {
+                return Err(Error::new(
+                    ErrorKind::NotFound,
+                    "consumer not registered on this secret",
+                ));
+            }
+        }
+        Write::SetAcl { id, acl } => {
+            require_secret(c, id)?;
+            let acl = acl.clone().unwrap_or_default();
+            c.prepare_cached("UPDATE secrets SET read_project_access = ?2 WHERE id = ?1")?
+                .execute(params![id.to_string(), acl.project_access])?;
+            c.prepare_cached("DELETE FROM secret_acl_users WHERE secret_id = ?1")?
+                .execute([id.to_string()])?;
+            let mut ins = c.prepare_cached(
+                "INSERT OR IGNORE INTO secret_acl_users (secret_id, user_id) VALUES (?1, ?2)",
+            )?;
+            for user in &acl.users {
+                ins.execute(params![id.to_string(), user.as_str()])?;
+            }
+        }
+        Write::InsertOrder(o) => {
+            c.prepare_cached(
+                "INSERT INTO orders (id, project_id, creator_id, type, status, name, algorithm, bit_length, mode,
+                 payload_content_type, expiration, secret_id, container_id, error_code, error_reason, created, updated)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+            )?
+            .execute(params![
+                o.id.to_string(),
+                o.project_id.as_str(),
+                o.creator_id.as_str(),
+                o.order_type.as_str(),
+                o.status.as_str(),
+                o.name,
+                o.algorithm,
+                o.bit_length,
+                o.mode,
+                o.payload_content_type.map(ContentType::as_str),
+                o.expiration.map(Timestamp::unix),
+                o.secret_id.map(|s| s.to_string()),
+                o.container_id.map(|s| s.to_string()),
+                o.error_code,
+                o.error_reason,
+                o.created.unix(),
+                o.updated.unix(),
+            ])?;
+        }
+        Write::DeleteOrder(id) => {
+            let n = c
+                .prepare_cached("DELETE FROM orders WHERE id = ?1")?
+                .execute([id.to_string()])?;
+            if n == 0 {
+                return Err(Error::new(
+                    ErrorKind::NotFound,
+                    format!("order {id} not found"),
+                ));
+            }
+        }
+        Write::InsertContainer(k) => {
+            c.prepare_cached(
+                "INSERT INTO containers (id, project_id, creator_id, name, type, status, created, updated)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                k.id.to_string(),
+                k.project_id.as_str(),
+                k.creator_id.as_str(),
+                k.name,
+                k.container_type.as_str(),
+                k.status.as_str(),
+                k.created.unix(),
+                k.updated.unix(),
+            ])?;
+            let mut ins = c.prepare_cached(
+                "INSERT INTO container_secrets (container_id, name, secret_id) VALUES (?1, ?2, ?3)",
+            )?;
+            for (name, secret) in &k.secret_refs {
+                ins.execute(params![k.id.to_string(), name, secret.to_string()])?;
+            }
+        }
+        Write::DeleteContainer(id) => {
+            let n = c
+                .prepare_cached("DELETE FROM containers WHERE id = ?1")?
+                .execute([id.to_string()])?;
+            if n == 0 {
+                return Err(Error::new(
+                    ErrorKind::NotFound,
+                    format!("container {id} not found"),
+                ));
+            }
+        }
+        Write::SetProjectBackend { project, backend } => match backend {
+            Some(b) => {
+                c.prepare_cached(
+                    "INSERT INTO project_backends (project_id, backend_id) VALUES (?1, ?2)
+                     ON CONFLICT (project_id) DO UPDATE SET backend_id = excluded.backend_id",
+                )?
+                .execute(params![project.as_str(), b.as_str()])?;
+            }
+            None => {
+                c.prepare_cached("DELETE FROM project_backends WHERE project_id = ?1")?
+                    .execute([project.as_str()])?;
+            }
+        },
+    }
+    Ok(())
+}
+
+fn secret_exists(c: &Connection, id: &SecretId) -> Result<bool> {
+    Ok(c.prepare_cached("SELECT 1 FROM secrets WHERE id = ?1")?
+        .query_row([id.to_string()], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+fn require_secret(c: &Connection, id: &SecretId) -> Result<()> {
+    if secret_exists(c, id)? {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorKind::NotFound,
+            format!("secret {id} not found"),
+        ))
+    }
+}
+
+/// Column list matching [`secret_from_row`].
+const SECRET_COLUMNS: &str = "id, project_id, name, algorithm, bit_length, mode, secret_type, expiration, \
+     created, updated, status, content_type, creator_id, backend_id";
+
+fn corrupt(what: &str) -> Error {
+    Error::new(
+        ErrorKind::Storage,
+        format!("catalog holds an invalid {what}"),
+    )
+}
+
+fn parse_col<T>(v: String, what: &str, f: impl FnOnce(&str) -> Result<T>) -> Result<T> {
+    f(&v).map_err(|_| corrupt(what))
+}
+
+fn secret_from_row(r: &Row<'_>) -> Result<SecretMeta> {
+    let bit_length: Option<i64> = r.get(4)?;
+    Ok(SecretMeta {
+        id: parse_col(r.get(0)?, "secret id", str::parse)?,
+        project_id: parse_col(r.get(1)?, "project id", str::parse)?,
+        name: r.get(2)?,
+        algorithm: r.get(3)?,
+        bit_length: bit_length
+            .map(|b| u32::try_from(b).map_err(|_| corrupt("bit length")))
+            .transpose()?,
+        mode: r.get(5)?,
+        secret_type: parse_col(r.get(6)?, "secret type", str::parse)?,
+        expiration: r.get::<_, Option<i64>>(7)?.map(Timestamp::from_unix),
+        created: Timestamp::from_unix(r.get(8)?),
+        updated: Timestamp::from_unix(r.get(9)?),
+        status: parse_col(r.get(10)?, "status", str::parse)?,
+        content_type: r
+            .get::<_, Option<String>>(11)?
+            .map(|c| parse_content_type(&c))
+            .transpose()?,
+        creator_id: parse_col(r.get(12)?, "creator id", str::parse)?,
+        backend_id: parse_col(r.get(13)?, "backend id", str::parse)?,
+    })
+}
+
+fn parse_content_type(s: &str) -> Result<ContentType> {
+    match s {
+        "text/plain" => Ok(ContentType::TextPlain),
+        "application/octet-stream" => Ok(ContentType::OctetStream),
+        "application/pkcs8" => Ok(ContentType::Pkcs8),
+        _ => Err(corrupt("content type")),
+    }
+}
+
+fn order_from_row(r: &Row<'_>) -> Result<Order> {
+    let order_type = match r.get::<_, String>(3)?.as_str() {
+        "key" => OrderType::Key,
+        "asymmetric" => OrderType::Asymmetric,
+        _ => return Err(corrupt("order type")),
+    };
+    Ok(Order {
+        id: parse_col(r.get(0)?, "order id", str::parse)?,
+        project_id: parse_col(r.get(1)?, "project id", str::parse)?,
+        creator_id: parse_col(r.get(2)?, "creator id", str::parse)?,
+        order_type,
+        status: parse_col(r.get(4)?, "status", str::parse)?,
+        name: r.get(5)?,
+        algorithm: r.get(6)?,
+        bit_length: u32::try_from(r.get::<_, i64>(7)?).map_err(|_| corrupt("bit length"))?,
+        mode: r.get(8)?,
+        payload_content_type: r
+            .get::<_, Option<String>>(9)?
+            .map(|c| parse_content_type(&c))
+            .transpose()?,
+        expiration: r.get::<_, Option<i64>>(10)?.map(Timestamp::from_unix),
+        secret_id: r
+            .get::<_, Option<String>>(11)?
+            .map(|s| parse_col(s, "secret id", str::parse))
+            .transpose()?,
+        container_id: r
+            .get::<_, Option<String>>(12)?
+            .map(|s| parse_col(s, "container id", str::parse))
+            .transpose()?,
+        error_code: r
+            .get::<_, Option<i64>>(13)?
+            .map(|c| u16::try_from(c).map_err(|_| corrupt("error code")))
+            .transpose()?,
+        error_reason: r.get(14)?,
+        created: Timestamp::from_unix(r.get(15)?),
+        updated: Timestamp::from_unix(r.get(16)?),
+    })
+}
+
+const ORDER_COLUMNS: &str = "id, project_id, creator_id, type, status, name, algorithm, bit_length, mode, \
+     payload_content_type, expiration, secret_id, container_id, error_code, error_reason, created, updated";
+
+fn container_from_row(c: &Connection, r: &Row<'_>) -> Result<Container> {
+    let id: ContainerId = parse_col(r.get(0)?, "container id", str::parse)?;
+    let container_type = match r.get::<_, String>(4)?.as_str() {
+        "generic" => ContainerType::Generic,
+        "rsa" => ContainerType::Rsa,
+        "certificate" => ContainerType::Certificate,
+        _ => return Err(corrupt("container type")),
+    };
+    let mut refs = Vec::new();
+    let mut stmt = c.prepare_cached(
+        "SELECT name, secret_id FROM container_secrets WHERE container_id = ?1 ORDER BY name",
+    )?;
+    let mut rows = stmt.query([id.to_string()])?;
+    while let Some(row) = rows.next()? {
+        refs.push((
+            row.get::<_, String>(0)?,
+            parse_col(row.get(1)?, "secret id", str::parse)?,
+        ));
+    }
+    Ok(Container {
+        id,
+        project_id: parse_col(r.get(1)?, "project id", str::parse)?,
+        creator_id: parse_col(r.get(2)?, "creator id", str::parse)?,
+        name: r.get(3)?,
+        container_type,
+        status: parse_col(r.get(5)?, "status", str::parse)?,
+        secret_refs: refs,
+        created: Timestamp::from_unix(r.get(6)?),
+        updated: Timestamp::from_unix(r.get(7)?),
+    })
+}
+
+fn sort_column(k: SortKey) -> &'static str {
+    match k {
+        SortKey::Algorithm => "algorithm",
+        SortKey::BitLength => "bit_length",
+        SortKey::Created => "created",
+        SortKey::Expiration => "expiration",
+        SortKey::Mode => "mode",
+        SortKey::Name => "name",
+        SortKey::SecretType => "secret_type",
+        SortKey::Status => "status",
+        SortKey::Updated => "updated",
+    }
+}
+
+fn cmp_sql(c: Cmp) -> &'static str {
+    match c {
+        Cmp::Eq => "=",
+        Cmp::Gt => ">",
+        Cmp::Gte => ">=",
+        Cmp::Lt => "<",
+        Cmp::Lte => "<=",
+    }
+}
+
+fn like_or_eq(sql: &mut String, args: &mut Vec<Value>, column: &str, pattern: &str) {
+    if pattern.contains(['%', '_']) {
+        sql.push_str(&format!(" AND {column} LIKE ? ESCAPE '\\'"));
+    } else {
+        sql.push_str(&format!(" AND {column} = ?"));
+    }
+    args.push(Value::Text(pattern.to_owned()));
+}
+
+impl Catalog for SqliteCatalog {
+    fn apply(&self, batch: Vec<Write>) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.submit(batch)
+    }
+
+    fn secret(
+        &self,
+        id: &SecretId,
+        caller: &UserId,
+        with_stored: bool,
+    ) -> Result<Option<SecretRow>> {
+        self.read(|c| {
+            let sql = format!(
+                "SELECT {SECRET_COLUMNS}, read_project_access,
+                   EXISTS (SELECT 1 FROM secret_acl_users a WHERE a.secret_id = s.id AND a.user_id = ?2),
+                   CASE WHEN ?3 THEN stored END
+                 FROM secrets s WHERE id = ?1"
+            );
+            let mut stmt = c.prepare_cached(&sql)?;
+            let mut rows = stmt.query(params![id.to_string(), caller.as_str(), with_stored])?;
+            let Some(r) = rows.next()? else {
+                return Ok(None);
+            };
+            let meta = secret_from_row(r)?;
+            let acl = AclView {
+                project_access: r.get(14)?,
+                caller_listed: r.get(15)?,
+            };
+            let stored = r.get::<_, Option<Vec<u8>>>(16)?.map(StoredSecret);
+            Ok(Some(SecretRow { meta, acl, stored }))
+        })
+    }
+
+    fn list_secrets(
+        &self,
+        project: &ProjectId,
+        filter: &SecretFilter,
+        limit: u32,
+        offset: u64,
+        now: Timestamp,
+    ) -> Result<Page<SecretMeta>> {
+        let mut sql = String::from(" FROM secrets s WHERE (expiration IS NULL OR expiration > ?)");
+        let mut args: Vec<Value> = vec![Value::Integer(now.unix())];
+        match &filter.acl_user {
+            Some(user) => {
+                sql.push_str(
+                    " AND id IN (SELECT secret_id FROM secret_acl_users WHERE user_id = ?)",
+                );
+                args.push(Value::Text(user.as_str().to_owned()));
+            }
+            None => {
+                sql.push_str(" AND project_id = ?");
+                args.push(Value::Text(project.as_str().to_owned()));
+            }
+        }
+        if let Some(name) = &filter.name {
+            like_or_eq(&mut sql, &mut args, "name", name);
+        }
+        if let Some(alg) = &filter.algorithm {
+            like_or_eq(&mut sql, &mut args, "algorithm", alg);
+        }
+        if let Some(mode) = &filter.mode {
+            like_or_eq(&mut sql, &mut args, "mode", mode);
+        }
+        if let Some(bits) = filter.bit_length {
+            sql.push_str(" AND bit_length = ?");
+            args.push(Value::Integer(bits.into()));
+        }
+        if let Some(t) = filter.secret_type {
+            sql.push_str(" AND secret_type = ?");
+            args.push(Value::Text(t.as_str().to_owned()));
+        }
+        for (column, conds) in [
+            ("created", &filter.created),
+            ("updated", &filter.updated),
+            ("expiration", &filter.expiration),
+        ] {
+            for (cmp, t) in conds {
+                sql.push_str(&format!(" AND {column} {} ?", cmp_sql(*cmp)));
+                args.push(Value::Integer(t.unix()));
+            }
+        }
+        let mut order = String::from(" ORDER BY ");
+        for (key, desc) in &filter.sort {
+            order.push_str(sort_column(*key));
+            order.push_str(if *desc { " DESC, " } else { " ASC, " });
+        }
+        order.push_str("created ASC, id ASC LIMIT ? OFFSET ?");
+        self.read(|c| {
+            let total: i64 = c
+                .prepare_cached(&format!("SELECT COUNT(*){sql}"))?
+                .query_row(rusqlite::params_from_iter(args.iter()), |r| r.get(0))?;
+            let mut page_args = args.clone();
+            page_args.push(Value::Integer(limit.into()));
+            page_args.push(Value::Integer(i64::try_from(offset).unwrap_or(i64::MAX)));
+            let mut stmt = c.prepare_cached(&format!("SELECT {SECRET_COLUMNS}{sql}{order}"))?;
+            let mut rows = stmt.query(rusqlite::params_from_iter(page_args.iter()))?;
+            let mut items = Vec::with_capacity(limit as usize);
+            while let Some(r) = rows.next()? {
+                items.push(secret_from_row(r)?);
+            }
+            Ok(Page {
+                items,
+                total: u64::try_from(total).unwrap_or(0),
+                limit,
+                offset,
+            })
+        })
+    }
+
+    fn consumers(&self, id: &SecretId) -> Result<Vec<Consumer>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT service, resource_type, resource_id FROM secret_consumers
+                 WHERE secret_id = ?1 ORDER BY service, resource_type, resource_id",
+            )?;
+            let rows = stmt.query_map([id.to_string()], |r| {
+                Ok(Consumer {
+                    service: r.get(0)?,
+                    resource_type: r.get(1)?,
+                    resource_id: r.get(2)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn secret_acl(&self, id: &SecretId) -> Result<Acl> {
+        self.read(|c| {
+            let project_access: Option<bool> = c
+                .prepare_cached("SELECT read_project_access FROM secrets WHERE id = ?1")?
+                .query_row([id.to_string()], |r| r.get(0))
+                .optional()?;
+            let Some(project_access) = project_access else {
+                return Err(Error::new(
+                    ErrorKind::NotFound,
+                    format!("secret {id} not found"),
+                ));
+            };
+            let mut stmt = c.prepare_cached(
+                "SELECT user_id FROM secret_acl_users WHERE secret_id = ?1 ORDER BY user_id",
+            )?;
+            let mut users = Vec::new();
+            let mut rows = stmt.query([id.to_string()])?;
+            while let Some(r) = rows.next()? {
+                users.push(parse_col(r.get(0)?, "user id", str::parse)?);
+            }
+            Ok(Acl {
+                users,
+                project_access,
+            })
+        })
+    }
+
+    fn order(&self, id: &OrderId) -> Result<Option<Order>> {
+        self.read(|c| {
+            let mut stmt =
+                c.prepare_cached(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?1"))?;
+            let mut rows = stmt.query([id.to_string()])?;
+            match rows.next()? {
+                Some(r) => Ok(Some(order_from_row(r)?)),
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn list_orders(&self, project: &ProjectId, limit: u32, offset: u64) -> Result<Page<Order>> {
+        self.read(|c| {
+            let total: i64 = c
+                .prepare_cached("SELECT COUNT(*) FROM orders WHERE project_id = ?1")?
+                .query_row([project.as_str()], |r| r.get(0))?;
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {ORDER_COLUMNS} FROM orders WHERE project_id = ?1
+                 ORDER BY created, id LIMIT ?2 OFFSET ?3"
+            ))?;
+            let mut rows = stmt.query(params![
+                project.as_str(),
+                limit,
+                i64::try_from(offset).unwrap_or(i64::MAX)
+            ])?;
+            let mut items = Vec::new();
+            while let Some(r) = rows.next()? {
+                items.push(order_from_row(r)?);
+            }
+            Ok(Page {
+                items,
+                total: u64::try_from(total).unwrap_or(0),
+                limit,
+                offset,
+            })
+        })
+    }
+
+    fn container(&self, id: &ContainerId) -> Result<Option<Container>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, project_id, creator_id, name, type, status, created, updated
+                 FROM containers WHERE id = ?1",
+            )?;
+            let mut rows = stmt.query([id.to_string()])?;
+            match rows.next()? {
+                Some(r) => Ok(Some(container_from_row(c, r)?)),
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn list_containers(
+        &self,
+        project: &ProjectId,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Page<Container>> {
+        self.read(|c| {
+            let total: i64 = c
+                .prepare_cached("SELECT COUNT(*) FROM containers WHERE project_id = ?1")?
+                .query_row([project.as_str()], |r| r.get(0))?;
+            let mut stmt = c.prepare_cached(
+                "SELECT id, project_id, creator_id, name, type, status, created, updated
+                 FROM containers WHERE project_id = ?1 ORDER BY created, id LIMIT ?2 OFFSET ?3",
+            )?;
+            let mut rows = stmt.query(params![
+                project.as_str(),
+                limit,
+                i64::try_from(offset).unwrap_or(i64::MAX)
+            ])?;
+            let mut items = Vec::new();
+            while let Some(r) = rows.next()? {
+                items.push(container_from_row(c, r)?);
+            }
+            Ok(Page {
+                items,
+                total: u64::try_from(total).unwrap_or(0),
+                limit,
+                offset,
+            })
+        })
+    }
+
+    fn project_backend(&self, project: &ProjectId) -> Result<Option<BackendId>> {
+        self.read(|c| {
+            c.prepare_cached("SELECT backend_id FROM project_backends WHERE project_id = ?1")?
+                .query_row([project.as_str()], |r| r.get::<_, String>(0))
+                .optional()?
+                .map(|b| parse_col(b, "backend id", str::parse))
+                .transpose()
+        })
+    }
+
+    fn project_backends(&self) -> Result<Vec<(ProjectId, BackendId)>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT project_id, backend_id FROM project_backends ORDER BY project_id",
+            )?;
+            let mut rows = stmt.query([])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                out.push((
+                    parse_col(r.get(0)?, "project id", str::parse)?,
+                    parse_col(r.get(1)?, "backend id", str::parse)?,
+                ));
+            }
+            Ok(out)
+        })
+    }
+
+    fn counts(&self) -> Result<Counts> {
+        self.read(|c| {
+            let n = |sql: &str| -> Result<u64> {
+                let v: i64 = c.query_row(sql, [], |r| r.get(0))?;
+                Ok(u64::try_from(v).unwrap_or(0))
+            };
+            Ok(Counts {
+                secrets: n("SELECT COUNT(*) FROM secrets")?,
+                secrets_with_payload: n("SELECT COUNT(*) FROM secrets WHERE stored IS NOT NULL")?,
+                orders: n("SELECT COUNT(*) FROM orders")?,
+                containers: n("SELECT COUNT(*) FROM containers")?,
+                consumers: n("SELECT COUNT(*) FROM secret_consumers")?,
+                projects_with_keks: n("SELECT COUNT(*) FROM project_keks")?,
+            })
+        })
+    }
+}
+
+fn kek_from_row(r: &Row<'_>) -> rusqlite::Result<WrappedKek> {
+    Ok(WrappedKek {
+        kek_id: r.get(0)?,
+        master_fingerprint: r.get(1)?,
+        wrapped: r.get(2)?,
+    })
+}
+
+impl KekStore for SqliteCatalog {
+    fn project_kek(&self, backend: &BackendId, project: &ProjectId) -> Result<Option<WrappedKek>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT kek_id, master_fingerprint, wrapped FROM project_keks
+                 WHERE backend_id = ?1 AND project_id = ?2",
+            )?
+            .query_row([backend.as_str(), project.as_str()], kek_from_row)
+            .optional()?)
+        })
+    }
+
+    fn insert_project_kek(
+        &self,
+        backend: &BackendId,
+        project: &ProjectId,
+        kek: WrappedKek,
+    ) -> Result<WrappedKek> {
+        // The primary key (backend, project) decides the race; the loser reads
+        // the winner's KEK back.
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.prepare_cached(
+            "INSERT OR IGNORE INTO project_keks (backend_id, project_id, kek_id, master_fingerprint, wrapped, created)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            backend.as_str(),
+            project.as_str(),
+            kek.kek_id,
+            kek.master_fingerprint,
+            kek.wrapped,
+            Timestamp::now().unix()
+        ])?;
+        let stored = tx
+            .prepare_cached(
+                "SELECT kek_id, master_fingerprint, wrapped FROM project_keks
+                 WHERE backend_id = ?1 AND project_id = ?2",
+            )?
+            .query_row([backend.as_str(), project.as_str()], kek_from_row)?;
+        tx.commit()?;
+        Ok(stored)
+    }
+
+    fn project_keks(&self, backend: &BackendId) -> Result<Vec<(ProjectId, WrappedKek)>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT kek_id, master_fingerprint, wrapped, project_id FROM project_keks
+                 WHERE backend_id = ?1 ORDER BY project_id",
+            )?;
+            let mut rows = stmt.query([backend.as_str()])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                let project = parse_col(r.get(3)?, "project id", str::parse)?;
+                out.push((project, kek_from_row(r)?));
+            }
+            Ok(out)
+        })
+    }
+
+    fn replace_project_keks(
+        &self,
+        backend: &BackendId,
+        keks: Vec<(ProjectId, WrappedKek)>,
+    ) -> Result<()> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE project_keks SET master_fingerprint = ?4, wrapped = ?5
+                 WHERE backend_id = ?1 AND project_id = ?2 AND kek_id = ?3",
+            )?;
+            for (project, kek) in &keks {
+                let n = stmt.execute(params![
+                    backend.as_str(),
+                    project.as_str(),
+                    kek.kek_id,
+                    kek.master_fingerprint,
+                    kek.wrapped
+                ])?;
+                if n != 1 {
+                    return Err(Error::new(
+                        ErrorKind::Conflict,
+                        format!(
+                            "project KEK of {project} changed during rotation; nothing was rewrapped"
+                        ),
+                    ));
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_run_once_and_refuse_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let cat = SqliteCatalog::open(&path).unwrap();
+        assert_eq!(cat.schema_version().unwrap(), MIGRATIONS.len() as u32);
+        drop(cat);
+        let cat = SqliteCatalog::open(&path).unwrap();
+        assert_eq!(cat.schema_version().unwrap(), MIGRATIONS.len() as u32);
+        drop(cat);
+        let c = Connection::open(&path).unwrap();
+        c.pragma_update(None, "user_version", 99).unwrap();
+        drop(c);
+        let e = SqliteCatalog::open(&path).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(e.to_string().contains("newer"), "{e}");
+    }
+
+    #[test]
+    fn pragmas_are_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = SqliteCatalog::open(dir.path().join("c.db")).unwrap();
+        cat.read(|c| {
+            let mode: String = c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+            let sync: i64 = c.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
+            let secure: i64 = c.query_row("PRAGMA secure_delete", [], |r| r.get(0))?;
+            assert_eq!(mode, "wal");
+            assert_eq!(sync, 2, "synchronous=FULL");
+            assert_eq!(secure, 1);
+            Ok(())
+        })
+        .unwrap();
+    }
+}

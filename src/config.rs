@@ -1,0 +1,306 @@
+//! The configuration a store is built from: catalog, named backends, the
+//! global default, policy overrides and limits. Usually read from
+//! `keywarden.toml`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer};
+use zeroize::Zeroizing;
+
+use crate::backend::MasterKek;
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::BackendId;
+
+/// Barbican's `max_allowed_secret_in_bytes` since Xena.
+pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 20_000;
+/// Where secret hrefs point unless the config says otherwise.
+pub const DEFAULT_ENDPOINT: &str = "http://localhost:9311";
+
+/// A whole keywarden configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Base of secret hrefs (`<endpoint>/v1/secrets/<uuid>`).
+    #[serde(default = "default_endpoint")]
+    pub endpoint: String,
+    /// `sqlite:PATH` (relative paths are relative to the config file).
+    pub catalog: String,
+    /// The backend new secrets go to unless their project is mapped elsewhere.
+    pub default_backend: BackendId,
+    /// Largest accepted payload, in bytes of its encoded form.
+    #[serde(default = "default_max_payload")]
+    pub max_payload_bytes: usize,
+    /// A policy file overriding Barbican's default rules.
+    #[serde(default)]
+    pub policy_file: Option<PathBuf>,
+    /// Backends by stable id.
+    pub backends: BTreeMap<BackendId, BackendConfig>,
+    #[serde(skip)]
+    base_dir: Option<PathBuf>,
+}
+
+/// One configured backend.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "kind", deny_unknown_fields)]
+pub enum BackendConfig {
+    /// Master KEK in the config, per-project KEKs in the catalog.
+    #[serde(rename = "simple_crypto")]
+    SimpleCrypto {
+        master_kek: MasterKek,
+        /// Older master KEKs that still open project KEKs until `kek rotate`
+        /// has rewrapped them.
+        #[serde(default)]
+        retired_master_keks: Vec<MasterKek>,
+    },
+}
+
+/// Where the catalog lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CatalogLocation {
+    Sqlite(PathBuf),
+}
+
+fn default_endpoint() -> String {
+    DEFAULT_ENDPOINT.to_owned()
+}
+
+fn default_max_payload() -> usize {
+    DEFAULT_MAX_PAYLOAD_BYTES
+}
+
+impl Config {
+    /// The embedded default: one SimpleCrypto backend `software` with a fresh
+    /// master KEK, the catalog in the SQLite file `db_path`.
+    pub fn generate(db_path: impl Into<PathBuf>) -> Result<Self> {
+        let software = BackendId::new("software")?;
+        let mut backends = BTreeMap::new();
+        backends.insert(
+            software.clone(),
+            BackendConfig::SimpleCrypto {
+                master_kek: MasterKek::generate()?,
+                retired_master_keks: Vec::new(),
+            },
+        );
+        Ok(Config {
+            endpoint: default_endpoint(),
+            catalog: format!("sqlite:{}", db_path.into().display()),
+            default_backend: software,
+            max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+            policy_file: None,
+            backends,
+            base_dir: None,
+        })
+    }
+
+    /// Parses TOML; relative paths resolve against `base_dir`.
+    pub fn from_toml(text: &str, base_dir: Option<&Path>) -> Result<Self> {
+        let mut config: Config = toml::from_str(text).map_err(|e| {
+            Error::new(
+                ErrorKind::Config,
+                format!("invalid configuration: {}", e.message()),
+            )
+        })?;
+        config.base_dir = base_dir.map(Path::to_path_buf);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads and parses a config file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+            Error::new(
+                ErrorKind::Config,
+                format!("cannot read config {}", path.display()),
+            )
+            .with_source(e)
+        })?);
+        Config::from_toml(&text, path.parent())
+    }
+
+    /// Renders the config as TOML. The text holds master KEKs: it is wiped
+    /// when dropped and belongs only in a file of mode 0600.
+    pub fn to_toml(&self) -> Zeroizing<String> {
+        let mut out = String::new();
+        out.push_str(&format!("endpoint = {}\n", toml_str(&self.endpoint)));
+        out.push_str(&format!("catalog = {}\n", toml_str(&self.catalog)));
+        out.push_str(&format!(
+            "default_backend = {}\n",
+            toml_str(self.default_backend.as_str())
+        ));
+        out.push_str(&format!("max_payload_bytes = {}\n", self.max_payload_bytes));
+        if let Some(p) = &self.policy_file {
+            out.push_str(&format!(
+                "policy_file = {}\n",
+                toml_str(&p.display().to_string())
+            ));
+        }
+        for (id, backend) in &self.backends {
+            out.push_str(&format!("\n[backends.{}]\n", toml_str(id.as_str())));
+            match backend {
+                BackendConfig::SimpleCrypto {
+                    master_kek,
+                    retired_master_keks,
+                } => {
+                    out.push_str("kind = \"simple_crypto\"\n");
+                    out.push_str(&format!(
+                        "master_kek = \"{}\"\n",
+                        master_kek.to_base64().as_str()
+                    ));
+                    out.push_str("retired_master_keks = [");
+                    for (i, k) in retired_master_keks.iter().enumerate() {
+                        if i > 0 {
+                            out.push_str(", ");
+                        }
+                        out.push_str(&format!("\"{}\"", k.to_base64().as_str()));
+                    }
+                    out.push_str("]\n");
+                }
+            }
+        }
+        Zeroizing::new(out)
+    }
+
+    /// Where the catalog is.
+    pub fn catalog_location(&self) -> Result<CatalogLocation> {
+        match self.catalog.split_once(':') {
+            Some(("sqlite", path)) if !path.is_empty() => {
+                Ok(CatalogLocation::Sqlite(self.resolve(Path::new(path))))
+            }
+            _ => Err(Error::new(
+                ErrorKind::Config,
+                format!(
+                    "catalog {:?} is not understood; expected \"sqlite:PATH\"",
+                    self.catalog
+                ),
+            )),
+        }
+    }
+
+    /// The policy file, resolved against the config's directory.
+    pub fn policy_path(&self) -> Option<PathBuf> {
+        self.policy_file.as_deref().map(|p| self.resolve(p))
+    }
+
+    fn resolve(&self, p: &Path) -> PathBuf {
+        match &self.base_dir {
+            Some(base) if p.is_relative() => base.join(p),
+            _ => p.to_path_buf(),
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        if !self.backends.contains_key(&self.default_backend) {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!(
+                    "default_backend {} is not one of the configured backends",
+                    self.default_backend
+                ),
+            ));
+        }
+        if self.max_payload_bytes == 0 {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "max_payload_bytes must be positive",
+            ));
+        }
+        self.catalog_location()?;
+        Ok(())
+    }
+}
+
+fn toml_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+impl<'de> Deserialize<'de> for MasterKek {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = Zeroizing::new(String::deserialize(d)?);
+        MasterKek::from_base64(&text).map_err(|e| serde::de::Error::custom(e.context()))
+    }
+}
+
+impl<'de> Deserialize<'de> for BackendId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        BackendId::new(text).map_err(|e| serde::de::Error::custom(e.context()))
+    }
+}
+
+impl fmt::Display for CatalogLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CatalogLocation::Sqlite(p) => write!(f, "sqlite:{}", p.display()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_config_round_trips_through_toml() {
+        let c = Config::generate("keywarden.db").unwrap();
+        let text = c.to_toml();
+        let back = Config::from_toml(&text, Some(Path::new("/etc/kw"))).unwrap();
+        assert_eq!(back.default_backend.as_str(), "software");
+        assert_eq!(
+            back.catalog_location().unwrap(),
+            CatalogLocation::Sqlite(PathBuf::from("/etc/kw/keywarden.db"))
+        );
+        let (
+            BackendConfig::SimpleCrypto { master_kek: a, .. },
+            BackendConfig::SimpleCrypto { master_kek: b, .. },
+        ) = (
+            &c.backends[&c.default_backend],
+            &back.backends[&back.default_backend],
+        );
+        assert_eq!(a.expose_secret(), b.expose_secret());
+    }
+
+    #[test]
+    fn debug_never_shows_the_master_kek() {
+        let c = Config::generate("x.db").unwrap();
+        let BackendConfig::SimpleCrypto { master_kek, .. } = &c.backends[&c.default_backend];
+        let b64 = master_kek.to_base64();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains(b64.as_str()));
+    }
+
+    #[test]
+    fn bad_configs_are_refused() {
+        let short = "catalog = \"sqlite:x.db\"\ndefault_backend = \"s\"\n[backends.s]\nkind = \"simple_crypto\"\nmaster_kek = \"AAAA\"\n";
+        let e = Config::from_toml(short, None).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(e.to_string().contains("32 bytes"), "{e}");
+        let c = Config::generate("x.db").unwrap();
+        let text = c.to_toml().replace(
+            "default_backend = \"software\"",
+            "default_backend = \"nope\"",
+        );
+        assert_eq!(
+            Config::from_toml(&text, None).unwrap_err().kind(),
+            ErrorKind::Config
+        );
+        let text = c.to_toml().replace("sqlite:x.db", "mysql://x");
+        assert_eq!(
+            Config::from_toml(&text, None).unwrap_err().kind(),
+            ErrorKind::Config
+        );
+    }
+}

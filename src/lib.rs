@@ -1,0 +1,17 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+pub mod backend;
+pub mod catalog;
+pub mod config;
+pub mod context;
+pub(crate) mod crypto;
+pub mod error;
+pub mod keygen;
+pub mod model;
+pub mod payload;
+pub mod policy;
+pub mod secret;
+pub mod store;
+
+pub use error::{Error, ErrorKind, Result};

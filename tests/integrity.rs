@@ -1,0 +1,339 @@
+//! Tampering, moved ciphertext and wrong keys: always one opaque `Integrity`
+//! error, never wrong plaintext.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{Fixture, admin, build_two, two_backend_store};
+use keywarden::ErrorKind;
+use keywarden::backend::{MasterKek, SimpleCrypto};
+use keywarden::catalog::{Catalog, SqliteCatalog};
+use keywarden::config::{BackendConfig, Config};
+use keywarden::model::{BackendId, ProjectId};
+use keywarden::store::{NewSecret, SecretStore};
+
+fn secret(payload: &str) -> NewSecret {
+    NewSecret::new().payload_text(payload, Some("text/plain"), None)
+}
+
+fn raw(f: &Fixture) -> rusqlite::Connection {
+    rusqlite::Connection::open(f.db_path()).unwrap()
+}
+
+#[test]
+fn one_flipped_ciphertext_byte_is_integrity() {
+    let f = Fixture::new();
+    let c = admin("p1");
+    let id = f.store.store_secret(&c, secret("payload")).unwrap();
+    let stored: Vec<u8> = raw(&f)
+        .query_row(
+            "SELECT stored FROM secrets WHERE id = ?1",
+            [id.to_string()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    for i in [0, 1, stored.len() / 2, stored.len() - 1] {
+        let mut bad = stored.clone();
+        bad[i] ^= 0x80;
+        raw(&f)
+            .execute(
+                "UPDATE secrets SET stored = ?2 WHERE id = ?1",
+                rusqlite::params![id.to_string(), bad],
+            )
+            .unwrap();
+        let e = f.store.payload(&c, &id).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Integrity, "byte {i}: {e}");
+        assert!(!e.to_string().contains("payload"), "opaque: {e}");
+    }
+}
+
+#[test]
+fn ciphertext_moved_onto_another_secret_is_integrity() {
+    let f = Fixture::new();
+    let c = admin("p1");
+    let a = f.store.store_secret(&c, secret("payload-a")).unwrap();
+    let b = f.store.store_secret(&c, secret("payload-b")).unwrap();
+    let conn = raw(&f);
+    conn.execute(
+        "UPDATE secrets SET stored = (SELECT stored FROM secrets WHERE id = ?1) WHERE id = ?2",
+        [a.to_string(), b.to_string()],
+    )
+    .unwrap();
+    assert_eq!(
+        f.store.payload(&c, &b).unwrap_err().kind(),
+        ErrorKind::Integrity
+    );
+    assert_eq!(
+        f.store.payload(&c, &a).unwrap().bytes.expose_secret(),
+        b"payload-a"
+    );
+}
+
+#[test]
+fn row_moved_into_another_project_is_integrity() {
+    let f = Fixture::new();
+    let p1 = admin("p1");
+    let p2 = admin("p2");
+    let a = f.store.store_secret(&p1, secret("payload-a")).unwrap();
+    f.store.store_secret(&p2, secret("gives p2 a KEK")).unwrap();
+    raw(&f)
+        .execute(
+            "UPDATE secrets SET project_id = 'p2' WHERE id = ?1",
+            [a.to_string()],
+        )
+        .unwrap();
+    assert_eq!(
+        f.store.payload(&p2, &a).unwrap_err().kind(),
+        ErrorKind::Integrity
+    );
+}
+
+#[test]
+fn wrong_master_kek_is_refused_at_open_and_at_use() {
+    let f = Fixture::new();
+    let c = admin("p1");
+    let id = f.store.store_secret(&c, secret("payload")).unwrap();
+
+    // Opening with another master KEK: refused with a clear message.
+    let mut wrong = f.config.clone();
+    wrong.backends.insert(
+        wrong.default_backend.clone(),
+        BackendConfig::SimpleCrypto {
+            master_kek: MasterKek::generate().unwrap(),
+            retired_master_keks: vec![],
+        },
+    );
+    let e = SecretStore::open(&wrong).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Integrity);
+    assert!(
+        e.to_string().contains("does not open 1 of 1 project KEKs"),
+        "{e}"
+    );
+
+    // A backend used without the startup check: Integrity on use, never plaintext.
+    let cat: Arc<dyn Catalog> = Arc::new(SqliteCatalog::open(f.db_path()).unwrap());
+    let backend = SimpleCrypto::new(
+        BackendId::new("software").unwrap(),
+        &MasterKek::generate().unwrap(),
+        &[],
+        cat.clone(),
+    );
+    let row = cat.secret(&id, &c.user_id, true).unwrap().unwrap();
+    let scope = keywarden::backend::Scope {
+        project_id: &row.meta.project_id,
+        secret_id: &id,
+    };
+    use keywarden::backend::KeyManager;
+    let e = backend
+        .retrieve(scope, row.stored.as_ref().unwrap())
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Integrity);
+}
+
+#[test]
+fn tampered_project_kek_is_refused_at_open() {
+    let f = Fixture::new();
+    f.store.store_secret(&admin("p1"), secret("x")).unwrap();
+    raw(&f)
+        .execute("UPDATE project_keks SET wrapped = CAST(substr(wrapped, 1, 20) || x'00' || substr(wrapped, 22) AS BLOB)", [])
+        .unwrap();
+    assert_eq!(
+        SecretStore::open(&f.config).unwrap_err().kind(),
+        ErrorKind::Integrity
+    );
+}
+
+#[test]
+fn untrusted_catalog_rows_give_typed_errors() {
+    let f = Fixture::new();
+    let c = admin("p1");
+    let id = f.store.store_secret(&c, secret("x")).unwrap();
+    raw(&f)
+        .execute(
+            "UPDATE secrets SET secret_type = 'bogus' WHERE id = ?1",
+            [id.to_string()],
+        )
+        .unwrap();
+    assert_eq!(
+        f.store.secret(&c, &id).unwrap_err().kind(),
+        ErrorKind::Storage
+    );
+}
+
+#[test]
+fn master_kek_rotation_rewraps_without_touching_secrets() {
+    let f = Fixture::new();
+    let c = admin("p1");
+    let ids: Vec<_> = (0..3)
+        .map(|i| {
+            f.store
+                .store_secret(&admin(&format!("p{i}")), secret(&format!("v{i}")))
+                .unwrap()
+        })
+        .collect();
+    let before: Vec<Vec<u8>> = raw(&f)
+        .prepare("SELECT stored FROM secrets ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+
+    let BackendConfig::SimpleCrypto {
+        master_kek: old, ..
+    } = f.config.backends[&f.config.default_backend].clone();
+    let new = MasterKek::generate().unwrap();
+    let mut rotated: Config = f.config.clone();
+    rotated.backends.insert(
+        rotated.default_backend.clone(),
+        BackendConfig::SimpleCrypto {
+            master_kek: new.clone(),
+            retired_master_keks: vec![old],
+        },
+    );
+    let store = SecretStore::open(&rotated).unwrap();
+    let report = store.check().unwrap();
+    assert_eq!(
+        report.backends[&rotated.default_backend].wrapped_by_retired,
+        3
+    );
+    let backend_ids = store.backend_ids();
+    assert_eq!(backend_ids.0.len(), 1);
+    let n = store.rewrap_project_keks(&rotated.default_backend).unwrap();
+    assert_eq!(n, 3);
+
+    // The old KEK can now be pruned: the new one alone opens everything.
+    let mut pruned = rotated.clone();
+    pruned.backends.insert(
+        pruned.default_backend.clone(),
+        BackendConfig::SimpleCrypto {
+            master_kek: new,
+            retired_master_keks: vec![],
+        },
+    );
+    let store = SecretStore::open(&pruned).unwrap();
+    for (i, id) in ids.iter().enumerate() {
+        let ctx = admin(&format!("p{i}"));
+        assert_eq!(
+            store.payload(&ctx, id).unwrap().bytes.expose_secret(),
+            format!("v{i}").as_bytes()
+        );
+    }
+    let after: Vec<Vec<u8>> = raw(&f)
+        .prepare("SELECT stored FROM secrets ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(before, after, "secrets were not re-encrypted");
+    // And the original KEK no longer opens the store.
+    assert_eq!(
+        SecretStore::open(&f.config).unwrap_err().kind(),
+        ErrorKind::Integrity
+    );
+    let _ = c;
+}
+
+#[test]
+fn projects_on_two_backends_and_a_moved_project() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    let (catalog, store, a, b) = two_backend_store(&db, "soft-a");
+    let pa = admin("project-a");
+    let pb = admin("project-b");
+    let soft_b = BackendId::new("soft-b").unwrap();
+    store
+        .set_project_backend(&pa, &ProjectId::new("project-b").unwrap(), &soft_b)
+        .unwrap();
+
+    let on_a = store.store_secret(&pa, secret("on a")).unwrap();
+    let on_b = store.store_secret(&pb, secret("on b")).unwrap();
+    assert_eq!(
+        store.secret(&pa, &on_a).unwrap().backend_id.as_str(),
+        "soft-a"
+    );
+    assert_eq!(
+        store.secret(&pb, &on_b).unwrap().backend_id.as_str(),
+        "soft-b"
+    );
+    assert_eq!(
+        store
+            .project_backend(&pa, &ProjectId::new("project-b").unwrap())
+            .unwrap(),
+        (soft_b.clone(), true)
+    );
+
+    // Move project-a to soft-b: new secrets go there, old ones stay readable.
+    store
+        .set_project_backend(&pa, &ProjectId::new("project-a").unwrap(), &soft_b)
+        .unwrap();
+    let later = store.store_secret(&pa, secret("later")).unwrap();
+    assert_eq!(
+        store.secret(&pa, &later).unwrap().backend_id.as_str(),
+        "soft-b"
+    );
+    assert_eq!(
+        store.payload(&pa, &on_a).unwrap().bytes.expose_secret(),
+        b"on a"
+    );
+    assert_eq!(
+        store.payload(&pa, &later).unwrap().bytes.expose_secret(),
+        b"later"
+    );
+
+    // Clearing the mapping falls back to the global default.
+    store
+        .clear_project_backend(&pa, &ProjectId::new("project-a").unwrap())
+        .unwrap();
+    assert_eq!(
+        store
+            .project_backend(&pa, &ProjectId::new("project-a").unwrap())
+            .unwrap(),
+        (BackendId::new("soft-a").unwrap(), false)
+    );
+    let unknown = BackendId::new("nope").unwrap();
+    assert_eq!(
+        store
+            .set_project_backend(&pa, &ProjectId::new("project-a").unwrap(), &unknown)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Config
+    );
+    // A non-admin may not move projects.
+    let creator = common::ctx("u", "project-a", &["creator"]);
+    assert_eq!(
+        store
+            .set_project_backend(&creator, &ProjectId::new("project-a").unwrap(), &soft_b)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::PermissionDenied
+    );
+
+    // Each backend's project KEKs are wrapped by its own master KEK: swapping
+    // the master KEKs is refused at open.
+    drop(store);
+    let reopened = build_two(&catalog, &a, &b, "soft-a");
+    assert_eq!(
+        reopened.payload(&pb, &on_b).unwrap().bytes.expose_secret(),
+        b"on b"
+    );
+    let dyn_cat: Arc<dyn Catalog> = catalog.clone();
+    let swapped = SecretStore::builder(dyn_cat.clone())
+        .backend(Arc::new(SimpleCrypto::new(
+            BackendId::new("soft-a").unwrap(),
+            &b,
+            &[],
+            dyn_cat.clone(),
+        )))
+        .backend(Arc::new(SimpleCrypto::new(
+            BackendId::new("soft-b").unwrap(),
+            &a,
+            &[],
+            dyn_cat.clone(),
+        )))
+        .default_backend(BackendId::new("soft-a").unwrap())
+        .build();
+    assert_eq!(swapped.unwrap_err().kind(), ErrorKind::Integrity);
+}
