@@ -50,6 +50,8 @@ CREATE TABLE secrets (
 );
 CREATE INDEX secrets_by_project_created ON secrets (project_id, created, id);
 CREATE INDEX secrets_by_project_name ON secrets (project_id, name, created, id);
+-- Lets the listing total count unexpired rows from the index alone.
+CREATE INDEX secrets_by_project_expiration ON secrets (project_id, expiration);
 CREATE TABLE secret_acl_users (
     secret_id TEXT NOT NULL REFERENCES secrets (id) ON DELETE CASCADE,
     user_id TEXT NOT NULL,
@@ -187,6 +189,44 @@ impl SqliteCatalog {
         })
     }
 
+    /// Replaces this database's whole content with the database at `src`,
+    /// atomically for other connections (SQLite's online backup API, run on
+    /// the write connection so no local write interleaves). `progress` gets
+    /// (pages copied, pages in all).
+    pub fn restore_from(
+        &self,
+        src: impl AsRef<Path>,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<()> {
+        let src = Connection::open_with_flags(src.as_ref(), OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| {
+                Error::new(ErrorKind::Unavailable, "cannot open the backup").with_source(e)
+            })?;
+        let mut conn = lock(&self.writer);
+        {
+            let backup = rusqlite::backup::Backup::new(&src, &mut conn)?;
+            loop {
+                let more = backup.step(256)?;
+                let p = backup.progress();
+                let total = u64::try_from(p.pagecount).unwrap_or(0);
+                let remaining = u64::try_from(p.remaining).unwrap_or(0);
+                progress(total.saturating_sub(remaining), total);
+                match more {
+                    rusqlite::backup::StepResult::Done => break,
+                    rusqlite::backup::StepResult::More => {}
+                    rusqlite::backup::StepResult::Busy | rusqlite::backup::StepResult::Locked => {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    _ => std::thread::sleep(Duration::from_millis(50)),
+                }
+            }
+        }
+        // Readers in the pool may hold a stale schema cache; start afresh.
+        lock(&self.readers).clear();
+        conn.flush_prepared_statement_cache();
+        Ok(())
+    }
+
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let conn = match lock(&self.readers).pop() {
             Some(c) => c,
@@ -309,7 +349,6 @@ fn run_in_transaction(conn: &mut Connection, jobs: &[Job]) -> Result<Vec<Result<
         }
         outcomes.push(outcome);
     }
-    tx.set_drop_behavior(rusqlite::DropBehavior::Commit);
     tx.commit()?;
     Ok(outcomes)
 }

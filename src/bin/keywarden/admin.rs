@@ -1,0 +1,316 @@
+//! The operator commands: init, backup, restore, KEK rotation, check.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use keywarden::backend::{KeyManager, MasterKek, SimpleCrypto};
+use keywarden::catalog::{Catalog, SqliteCatalog};
+use keywarden::config::{BackendConfig, CatalogLocation, Config};
+use keywarden::model::BackendId;
+use keywarden::store::SecretStore;
+use keywarden::{Error, ErrorKind};
+
+use crate::{CliResult, Failure, load_config, progress, progress_done};
+
+/// `keywarden init`: a new config (mode 0600) and an empty database.
+pub fn init(config_path: &Path, database: &Path, endpoint: &str) -> CliResult<String> {
+    if config_path.exists() {
+        return Err(Failure::Usage(format!(
+            "config {} already exists; refusing to overwrite it (it holds the master KEK)",
+            config_path.display()
+        )));
+    }
+    let mut config = Config::generate(database)?;
+    config.endpoint = endpoint.trim_end_matches('/').to_owned();
+    let text = config.to_toml();
+    // Re-read through the normal path so relative paths resolve as they will later.
+    let parsed = Config::from_toml(&text, config_path.parent())?;
+    if let CatalogLocation::Sqlite(db) = parsed.catalog_location()?
+        && db.exists()
+    {
+        return Err(Failure::Usage(format!(
+            "database {} already exists; it belongs to another config",
+            db.display()
+        )));
+    }
+    write_new_private_file(config_path, text.as_bytes())?;
+    let store = SecretStore::open(&parsed);
+    if let Err(e) = store {
+        let _ = std::fs::remove_file(config_path);
+        return Err(e.into());
+    }
+    Ok(format!(
+        "Wrote {} (mode 0600; it holds the master KEK: back it up and keep it secret)\nCreated database {}\n",
+        config_path.display(),
+        parsed.catalog_location()?
+    ))
+}
+
+/// `keywarden backup --output PATH`.
+pub fn backup(config: &Config, output: &Path) -> CliResult<String> {
+    if output.exists() {
+        return Err(Failure::Usage(format!(
+            "{} already exists; choose a new file",
+            output.display()
+        )));
+    }
+    let store = SecretStore::open(config)?;
+    let catalog = sqlite_catalog(config)?;
+    progress("Backing up the catalog…");
+    catalog.backup_to(output)?;
+    progress_done();
+    let counts = store.catalog().counts()?;
+    Ok(format!(
+        "Backed up {} secrets, {} orders, {} containers to {}\n\
+         The master KEK is NOT in the backup: back up the config file {} separately and keep it\n\
+         apart from the backup; without it the backup cannot be decrypted.\n",
+        counts.secrets,
+        counts.orders,
+        counts.containers,
+        output.display(),
+        config_path_hint()
+    ))
+}
+
+/// `keywarden restore PATH [--force]`.
+pub fn restore(config: &Config, backup: &Path, force: bool) -> CliResult<String> {
+    if !backup.is_file() {
+        return Err(Failure::Usage(format!(
+            "backup {} does not exist",
+            backup.display()
+        )));
+    }
+    let CatalogLocation::Sqlite(db) = config.catalog_location()?;
+    // Check the backup on a scratch copy: the backup file itself stays untouched.
+    let scratch = scratch_path(&db, "restore-check");
+    std::fs::copy(backup, &scratch).map_err(|e| io_failure("cannot copy the backup", e))?;
+    let checked = verify_backup(config, &scratch);
+    if let Err(e) = checked {
+        remove_sqlite_files(&scratch);
+        return Err(e);
+    }
+    let restored = (|| -> CliResult<String> {
+        let catalog = SqliteCatalog::open(&db)?;
+        let existing = catalog.counts()?.secrets;
+        if existing > 0 && !force {
+            return Err(Failure::Store(Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "the catalog holds {existing} secrets; pass --force to replace it with the backup"
+                ),
+            )));
+        }
+        catalog.restore_from(&scratch, |done, total| {
+            progress(&format!("Restoring… {done}/{total} pages"));
+        })?;
+        progress_done();
+        drop(catalog);
+        let store = SecretStore::open(config)?;
+        let counts = store.catalog().counts()?;
+        Ok(format!(
+            "Restored {} secrets, {} orders, {} containers from {}\n",
+            counts.secrets,
+            counts.orders,
+            counts.containers,
+            backup.display()
+        ))
+    })();
+    remove_sqlite_files(&scratch);
+    restored
+}
+
+/// Opens `path` as a catalog and checks every configured master KEK opens
+/// its project KEKs there.
+fn verify_backup(config: &Config, path: &Path) -> CliResult<()> {
+    let catalog: std::sync::Arc<dyn Catalog> = std::sync::Arc::new(SqliteCatalog::open(path)?);
+    for (id, backend) in &config.backends {
+        let BackendConfig::SimpleCrypto {
+            master_kek,
+            retired_master_keks,
+        } = backend;
+        let km = SimpleCrypto::new(id.clone(), master_kek, retired_master_keks, catalog.clone());
+        km.verify().map_err(|e| {
+            Failure::Store(Error::new(
+                ErrorKind::Integrity,
+                format!(
+                    "the backup does not match this config's master KEK; nothing was replaced ({})",
+                    e.context()
+                ),
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+/// `keywarden kek rotate`: config first (new active + old retired), then the
+/// rewrap in one transaction, so a crash between the two loses nothing.
+pub fn kek_rotate(config_path: &Path, only: Option<&str>) -> CliResult<String> {
+    let mut config = load_config(config_path)?;
+    // Refuse early if the current keys do not open the store.
+    SecretStore::open(&config)?;
+    let targets: Vec<BackendId> = match only {
+        Some(id) => {
+            let id = BackendId::new(id)?;
+            if !config.backends.contains_key(&id) {
+                return Err(Failure::Usage(format!("backend {id} is not configured")));
+            }
+            vec![id]
+        }
+        None => config.backends.keys().cloned().collect(),
+    };
+    let mut fingerprints = Vec::new();
+    for id in &targets {
+        let Some(BackendConfig::SimpleCrypto {
+            master_kek,
+            retired_master_keks,
+        }) = config.backends.get_mut(id)
+        else {
+            continue;
+        };
+        let new = MasterKek::generate()?;
+        let old = std::mem::replace(master_kek, new.clone());
+        retired_master_keks.insert(0, old.clone());
+        fingerprints.push((id.clone(), old.fingerprint(), new.fingerprint()));
+    }
+    write_config(config_path, &config)?;
+    let store = SecretStore::open(&config)?;
+    let mut out = String::new();
+    for (id, old, new) in fingerprints {
+        progress(&format!("Rewrapping project KEKs of {id}…"));
+        let n = store.rewrap_project_keks(&id)?;
+        progress_done();
+        out.push_str(&format!(
+            "Backend {id}: master KEK {old} -> {new}; {n} project KEKs rewrapped; secrets untouched.\n\
+             The old KEK stays in the config as retired until `keywarden kek prune`.\n"
+        ));
+    }
+    Ok(out)
+}
+
+/// `keywarden kek prune`: removes retired master KEKs that wrap nothing.
+pub fn kek_prune(config_path: &Path) -> CliResult<String> {
+    let mut config = load_config(config_path)?;
+    let store = SecretStore::open(&config)?;
+    let report = store.check()?;
+    let mut pruned = 0;
+    for (id, backend) in config.backends.iter_mut() {
+        let BackendConfig::SimpleCrypto {
+            retired_master_keks,
+            ..
+        } = backend;
+        if retired_master_keks.is_empty() {
+            continue;
+        }
+        let still = report.backends.get(id).map_or(0, |r| r.wrapped_by_retired);
+        if still > 0 {
+            return Err(Failure::Store(Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "{still} project KEKs of backend {id} are still wrapped by a retired master KEK; run `keywarden kek rotate` first"
+                ),
+            )));
+        }
+        pruned += retired_master_keks.len();
+        retired_master_keks.clear();
+    }
+    write_config(config_path, &config)?;
+    SecretStore::open(&config)?;
+    Ok(format!(
+        "Removed {pruned} retired master KEKs from {}\n",
+        config_path.display()
+    ))
+}
+
+/// `keywarden check`.
+pub fn check(config: &Config) -> CliResult<String> {
+    let store = SecretStore::open(config)?;
+    let report = store.check()?;
+    let c = &report.counts;
+    let mut out = format!(
+        "Catalog {}: schema ok\nSecrets: {} ({} with payload)\nOrders: {}\nContainers: {}\nConsumers: {}\nProject KEKs: {}\n",
+        config.catalog_location()?,
+        c.secrets,
+        c.secrets_with_payload,
+        c.orders,
+        c.containers,
+        c.consumers,
+        c.projects_with_keks
+    );
+    for (id, r) in &report.backends {
+        out.push_str(&format!(
+            "Backend {id}: master KEK opens {} project KEKs ({} wrapped by a retired KEK)\n",
+            r.project_keks, r.wrapped_by_retired
+        ));
+    }
+    out.push_str("OK\n");
+    Ok(out)
+}
+
+fn sqlite_catalog(config: &Config) -> CliResult<SqliteCatalog> {
+    let CatalogLocation::Sqlite(db) = config.catalog_location()?;
+    Ok(SqliteCatalog::open(db)?)
+}
+
+fn config_path_hint() -> String {
+    std::env::var("KEYWARDEN_CONFIG").unwrap_or_else(|_| "(your keywarden.toml)".to_owned())
+}
+
+fn scratch_path(beside: &Path, what: &str) -> PathBuf {
+    let name = format!(
+        ".{}.{what}-{}",
+        beside
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("keywarden.db"),
+        std::process::id()
+    );
+    beside.with_file_name(name)
+}
+
+fn remove_sqlite_files(path: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(p));
+    }
+}
+
+fn io_failure(what: &str, e: std::io::Error) -> Failure {
+    Failure::Store(Error::new(ErrorKind::Unavailable, format!("{what}: {e}")).with_source(e))
+}
+
+/// Creates `path` with mode 0600; fails if it exists.
+fn write_new_private_file(path: &Path, bytes: &[u8]) -> CliResult<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| io_failure(&format!("cannot create {}", path.display()), e))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| io_failure(&format!("cannot write {}", path.display()), e))
+}
+
+/// Replaces `path` atomically with a mode-0600 file holding `bytes`.
+pub fn write_private_file(path: &Path, bytes: &[u8]) -> CliResult<()> {
+    let tmp = scratch_path(path, "tmp");
+    let _ = std::fs::remove_file(&tmp);
+    write_new_private_file(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io_failure(&format!("cannot replace {}", path.display()), e)
+    })?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Ok(d) = File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+fn write_config(path: &Path, config: &Config) -> CliResult<()> {
+    write_private_file(path, config.to_toml().as_bytes())
+}

@@ -1,0 +1,754 @@
+//! `keywarden`: the operator's command, speaking like `openstack secret …`
+//! over a keywarden store.
+
+use std::io::{IsTerminal, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use base64::Engine as _;
+use clap::{Args, Parser, Subcommand};
+use keywarden::catalog::{Container, Order};
+use keywarden::config::{CatalogLocation, Config};
+use keywarden::context::Context;
+use keywarden::model::{
+    BackendId, ContainerId, OrderId, ProjectId, SecretId, SecretMeta, SecretType, Timestamp, UserId,
+};
+use keywarden::secret::SecretBytes;
+use keywarden::store::{KeyOrder, KeyPairOrder, ListQuery, NewSecret, SecretStore};
+use keywarden::{Error, ErrorKind};
+
+mod admin;
+mod output;
+
+use output::{Cell, Format, Record};
+
+/// The identity used when none is given: a local admin of project `default`.
+const DEFAULT_USER: &str = "admin";
+const DEFAULT_PROJECT: &str = "default";
+const DEFAULT_ROLES: &str = "admin";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "keywarden",
+    version,
+    about = "Keys and secrets for OpenStack-style services, without a server."
+)]
+struct Cli {
+    /// The config file (holds the master KEK: keep it mode 0600).
+    #[arg(
+        long,
+        global = true,
+        env = "KEYWARDEN_CONFIG",
+        default_value = "keywarden.toml"
+    )]
+    config: PathBuf,
+    /// Project the request acts for.
+    #[arg(long = "os-project-id", global = true, env = "OS_PROJECT_ID", default_value = DEFAULT_PROJECT)]
+    project: String,
+    /// User making the request.
+    #[arg(long = "os-user-id", global = true, env = "OS_USER_ID", default_value = DEFAULT_USER)]
+    user: String,
+    /// Comma-separated roles (admin, creator, observer, audit).
+    #[arg(long = "os-roles", global = true, env = "OS_ROLES", default_value = DEFAULT_ROLES)]
+    roles: String,
+    /// Output format.
+    #[arg(
+        short = 'f',
+        long = "format",
+        global = true,
+        value_enum,
+        default_value = "table"
+    )]
+    format: Format,
+    /// Show only this column (repeatable).
+    #[arg(short = 'c', long = "column", global = true)]
+    columns: Vec<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Write a new config (generated master KEK) and create the database.
+    Init(InitArgs),
+    /// Secrets, orders and containers.
+    #[command(subcommand)]
+    Secret(SecretCommand),
+    /// Map projects to backends.
+    #[command(name = "project-store", subcommand)]
+    ProjectStore(ProjectStoreCommand),
+    /// Copy the catalog to a file while writers keep running.
+    Backup {
+        #[arg(long)]
+        output: PathBuf,
+    },
+    /// Replace the catalog with a backup.
+    Restore {
+        path: PathBuf,
+        /// Replace a catalog that holds secrets.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Master KEK rotation.
+    #[command(subcommand)]
+    Kek(KekCommand),
+    /// Open the store, verify the KEKs, report counts.
+    Check,
+}
+
+#[derive(Args, Debug)]
+struct InitArgs {
+    /// The SQLite database (relative to the config file's directory).
+    #[arg(long, default_value = "keywarden.db")]
+    database: PathBuf,
+    /// Base of secret hrefs.
+    #[arg(long, default_value = keywarden::config::DEFAULT_ENDPOINT)]
+    endpoint: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum SecretCommand {
+    /// Store a secret (without --payload: to be filled by `secret update`).
+    Store(StoreArgs),
+    /// Show a secret's metadata, or its payload.
+    Get {
+        secret: String,
+        /// Show the payload.
+        #[arg(long, short = 'p')]
+        payload: bool,
+        /// Write the raw payload bytes to this file.
+        #[arg(long = "file", short = 'F')]
+        file: Option<PathBuf>,
+    },
+    /// List the project's secrets.
+    List(ListArgs),
+    /// Give a secret created without a payload its payload (once).
+    Update { secret: String, payload: String },
+    /// Delete a secret.
+    Delete {
+        secret: String,
+        /// Delete even though consumers are registered.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Orders: generate keys and key pairs.
+    #[command(subcommand)]
+    Order(OrderCommand),
+    /// Containers made by asymmetric orders.
+    #[command(subcommand)]
+    Container(ContainerCommand),
+}
+
+#[derive(Args, Debug)]
+struct StoreArgs {
+    #[arg(long, short = 'n')]
+    name: Option<String>,
+    #[arg(long, short = 'p')]
+    payload: Option<String>,
+    #[arg(long = "payload-content-type", short = 't')]
+    payload_content_type: Option<String>,
+    #[arg(long = "payload-content-encoding", short = 'e')]
+    payload_content_encoding: Option<String>,
+    #[arg(long = "secret-type", short = 's', default_value = "opaque")]
+    secret_type: String,
+    #[arg(long, short = 'a', default_value = "aes")]
+    algorithm: String,
+    #[arg(long = "bit-length", short = 'b', default_value_t = 256)]
+    bit_length: i64,
+    #[arg(long, short = 'm', default_value = "cbc")]
+    mode: String,
+    #[arg(long, short = 'x')]
+    expiration: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct ListArgs {
+    #[arg(long, short = 'n')]
+    name: Option<String>,
+    #[arg(long, short = 'a')]
+    algorithm: Option<String>,
+    #[arg(long = "bit-length", short = 'b')]
+    bit_length: Option<u32>,
+    #[arg(long, short = 'm')]
+    mode: Option<String>,
+    #[arg(long = "secret-type", short = 's')]
+    secret_type: Option<String>,
+    #[arg(long, short = 'l')]
+    limit: Option<i64>,
+    #[arg(long, short = 'o')]
+    offset: Option<i64>,
+}
+
+#[derive(Subcommand, Debug)]
+enum OrderCommand {
+    /// Create an order: `key` or `asymmetric`.
+    Create {
+        #[arg(value_parser = ["key", "asymmetric"])]
+        kind: String,
+        #[command(flatten)]
+        args: OrderArgs,
+    },
+    Get {
+        order: String,
+    },
+    List {
+        #[arg(long, short = 'l')]
+        limit: Option<i64>,
+        #[arg(long, short = 'o')]
+        offset: Option<i64>,
+    },
+    Delete {
+        order: String,
+    },
+}
+
+#[derive(Args, Debug)]
+struct OrderArgs {
+    #[arg(long, short = 'n')]
+    name: Option<String>,
+    #[arg(long, short = 'a', default_value = "aes")]
+    algorithm: String,
+    #[arg(long = "bit-length", short = 'b', default_value_t = 256)]
+    bit_length: i64,
+    #[arg(long, short = 'm')]
+    mode: Option<String>,
+    #[arg(long = "payload-content-type", short = 't')]
+    payload_content_type: Option<String>,
+    #[arg(long, short = 'x')]
+    expiration: Option<String>,
+    /// Protects the private key of an asymmetric order.
+    #[arg(long)]
+    passphrase: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum ContainerCommand {
+    Get {
+        container: String,
+    },
+    List {
+        #[arg(long, short = 'l')]
+        limit: Option<i64>,
+        #[arg(long, short = 'o')]
+        offset: Option<i64>,
+    },
+    Delete {
+        container: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ProjectStoreCommand {
+    /// New secrets of PROJECT go to BACKEND.
+    Set { project: String, backend: String },
+    /// Which backend PROJECT's new secrets go to.
+    Show { project: String },
+    /// PROJECT falls back to the global default backend.
+    Clear { project: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum KekCommand {
+    /// A new master KEK; project KEKs rewrapped; the old KEK kept as retired.
+    Rotate {
+        /// Only this backend (default: every simple_crypto backend).
+        #[arg(long)]
+        backend: Option<String>,
+    },
+    /// Drop retired master KEKs once nothing is wrapped by them.
+    Prune,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(out) => {
+            let mut stdout = std::io::stdout().lock();
+            if stdout
+                .write_all(out.as_bytes())
+                .and_then(|()| stdout.flush())
+                .is_err()
+            {
+                return ExitCode::from(1);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}", e.line());
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// A failure as the command reports it: one line.
+pub enum Failure {
+    Store(Error),
+    Usage(String),
+}
+
+impl Failure {
+    fn line(&self) -> String {
+        match self {
+            Failure::Store(e) => {
+                let what = match e.kind() {
+                    ErrorKind::NotFound => "Not Found",
+                    ErrorKind::PermissionDenied => "Forbidden",
+                    ErrorKind::Conflict => "Conflict",
+                    ErrorKind::InvalidInput => "Bad Request",
+                    ErrorKind::TooLarge => "Request Entity Too Large",
+                    ErrorKind::Integrity => "Integrity check failed",
+                    ErrorKind::Config => "Configuration error",
+                    ErrorKind::Unavailable => "Unavailable",
+                    ErrorKind::Unsupported => "Unsupported",
+                    _ => "Error",
+                };
+                let mut line = format!("{what}: {}", e.context());
+                if let Some(field) = e.field() {
+                    line.push_str(&format!(" (field: {field})"));
+                }
+                line.replace('\n', " ")
+            }
+            Failure::Usage(m) => format!("Error: {m}"),
+        }
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Store(e)
+    }
+}
+
+impl From<String> for Failure {
+    fn from(m: String) -> Self {
+        Failure::Usage(m)
+    }
+}
+
+pub type CliResult<T> = Result<T, Failure>;
+
+fn run(cli: &Cli) -> CliResult<String> {
+    match &cli.command {
+        Command::Init(args) => admin::init(&cli.config, args.database.as_path(), &args.endpoint),
+        Command::Backup { output } => admin::backup(&load_config(&cli.config)?, output),
+        Command::Restore { path, force } => {
+            admin::restore(&load_config(&cli.config)?, path, *force)
+        }
+        Command::Kek(KekCommand::Rotate { backend }) => {
+            admin::kek_rotate(&cli.config, backend.as_deref())
+        }
+        Command::Kek(KekCommand::Prune) => admin::kek_prune(&cli.config),
+        Command::Check => admin::check(&load_config(&cli.config)?),
+        Command::Secret(cmd) => {
+            let store = open_store(&cli.config)?;
+            secret_command(cli, &store, &context(cli)?, cmd)
+        }
+        Command::ProjectStore(cmd) => {
+            let store = open_store(&cli.config)?;
+            let ctx = context(cli)?;
+            project_store_command(cli, &store, &ctx, cmd)
+        }
+    }
+}
+
+pub fn load_config(path: &Path) -> CliResult<Config> {
+    if !path.exists() {
+        return Err(Failure::Usage(format!(
+            "config {} does not exist; run `keywarden init` to create one, or pass --config",
+            path.display()
+        )));
+    }
+    Ok(Config::from_file(path)?)
+}
+
+fn open_store(path: &Path) -> CliResult<SecretStore> {
+    let config = load_config(path)?;
+    if let CatalogLocation::Sqlite(db) = config.catalog_location()?
+        && !db.exists()
+    {
+        return Err(Failure::Usage(format!(
+            "database {} does not exist; restore a backup or run `keywarden init` with a new config",
+            db.display()
+        )));
+    }
+    Ok(SecretStore::open(&config)?)
+}
+
+fn context(cli: &Cli) -> CliResult<Context> {
+    Ok(Context::new(
+        UserId::new(cli.user.clone())?,
+        ProjectId::new(cli.project.clone())?,
+        cli.roles.split(','),
+    ))
+}
+
+/// Accepts an href (`…/v1/<kind>/<uuid>`) or a bare uuid.
+fn parse_ref<T: std::str::FromStr<Err = Error>>(text: &str, kind: &str) -> CliResult<T> {
+    let text = text.trim().trim_end_matches('/');
+    let id = match text.rsplit_once('/') {
+        Some((base, id)) => {
+            if !base.ends_with(&format!("/v1/{kind}")) {
+                return Err(Failure::Usage(format!("{text} is not a {kind} href")));
+            }
+            id
+        }
+        None => text,
+    };
+    Ok(id.parse::<T>()?)
+}
+
+fn href(store: &SecretStore, kind: &str, id: impl std::fmt::Display) -> String {
+    format!("{}/v1/{kind}/{id}", store.endpoint())
+}
+
+const SECRET_FIELDS: [&str; 10] = [
+    "Secret href",
+    "Name",
+    "Created",
+    "Status",
+    "Content types",
+    "Algorithm",
+    "Bit length",
+    "Secret type",
+    "Mode",
+    "Expiration",
+];
+
+fn secret_record(store: &SecretStore, m: &SecretMeta) -> Record {
+    let values = [
+        Cell::Text(store.secret_href(&m.id)),
+        Cell::opt(m.name.as_ref()),
+        Cell::Text(m.created.to_string()),
+        Cell::Text(m.status.to_string()),
+        Cell::opt(m.content_type.map(|c| format!("{{'default': '{c}'}}"))),
+        Cell::opt(m.algorithm.as_ref()),
+        m.bit_length.map_or(Cell::Null, |b| Cell::Int(b.into())),
+        Cell::Text(m.secret_type.to_string()),
+        Cell::opt(m.mode.as_ref()),
+        Cell::opt(m.expiration),
+    ];
+    SECRET_FIELDS.iter().copied().zip(values).collect()
+}
+
+const ORDER_FIELDS: [&str; 8] = [
+    "Order href",
+    "Type",
+    "Container href",
+    "Secret href",
+    "Created",
+    "Status",
+    "Error code",
+    "Error message",
+];
+
+fn order_record(store: &SecretStore, o: &Order) -> Record {
+    let kind = match o.order_type {
+        keywarden::catalog::OrderType::Key => "Key",
+        keywarden::catalog::OrderType::Asymmetric => "Asymmetric",
+    };
+    let values = [
+        Cell::Text(href(store, "orders", o.id)),
+        Cell::Text(kind.to_owned()),
+        o.container_id.map_or(Cell::Text("N/A".into()), |c| {
+            Cell::Text(href(store, "containers", c))
+        }),
+        o.secret_id.map_or(Cell::Text("N/A".into()), |s| {
+            Cell::Text(store.secret_href(&s))
+        }),
+        Cell::Text(o.created.to_string()),
+        Cell::Text(o.status.to_string()),
+        o.error_code.map_or(Cell::Null, |c| Cell::Int(c.into())),
+        Cell::opt(o.error_reason.as_ref()),
+    ];
+    ORDER_FIELDS.iter().copied().zip(values).collect()
+}
+
+const CONTAINER_FIELDS: [&str; 6] = [
+    "Container href",
+    "Name",
+    "Created",
+    "Status",
+    "Type",
+    "Secrets",
+];
+
+fn container_record(store: &SecretStore, c: &Container) -> Record {
+    let secrets = c
+        .secret_refs
+        .iter()
+        .map(|(n, id)| format!("{n}={}", store.secret_href(id)))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let values = [
+        Cell::Text(href(store, "containers", c.id)),
+        Cell::opt(c.name.as_ref()),
+        Cell::Text(c.created.to_string()),
+        Cell::Text(c.status.to_string()),
+        Cell::Text(c.container_type.as_str().to_owned()),
+        Cell::Text(secrets),
+    ];
+    CONTAINER_FIELDS.iter().copied().zip(values).collect()
+}
+
+fn show(cli: &Cli, r: &Record) -> CliResult<String> {
+    Ok(output::show(r, cli.format, &cli.columns)?)
+}
+
+fn parse_time(field: &'static str, text: Option<&str>) -> CliResult<Option<Timestamp>> {
+    text.map(|t| {
+        Timestamp::parse_iso8601(t)
+            .map_err(|_| Failure::Store(Error::invalid(field, "Invalid date for 'expiration'")))
+    })
+    .transpose()
+}
+
+fn bit_length(b: i64) -> CliResult<u32> {
+    u32::try_from(b)
+        .map_err(|_| Failure::Store(Error::invalid("bit_length", "must be between 1 and 32767")))
+}
+
+fn secret_command(
+    cli: &Cli,
+    store: &SecretStore,
+    ctx: &Context,
+    cmd: &SecretCommand,
+) -> CliResult<String> {
+    match cmd {
+        SecretCommand::Store(a) => {
+            let mut new = NewSecret::new()
+                .secret_type(a.secret_type.parse::<SecretType>()?)
+                .algorithm(a.algorithm.clone())
+                .bit_length(bit_length(a.bit_length)?)
+                .mode(a.mode.clone());
+            new.name = a.name.clone();
+            new.expiration = parse_time("expiration", a.expiration.as_deref())?;
+            match (&a.payload, &a.payload_content_type) {
+                (Some(p), ct) => {
+                    // As python-barbicanclient: a text payload defaults to text/plain.
+                    let ct = ct.as_deref().unwrap_or("text/plain");
+                    new = new.payload_text(
+                        p.clone(),
+                        Some(ct),
+                        a.payload_content_encoding.as_deref(),
+                    );
+                }
+                (None, Some(ct)) => new = new.payload_content_type_only(ct),
+                (None, None) => {}
+            }
+            let id = store.store_secret(ctx, new)?;
+            show(cli, &secret_record(store, &store.secret(ctx, &id)?))
+        }
+        SecretCommand::Get {
+            secret,
+            payload,
+            file,
+        } => {
+            let id: SecretId = parse_ref(secret, "secrets")?;
+            if let Some(path) = file {
+                let p = store.payload(ctx, &id)?;
+                admin::write_private_file(path, p.bytes.expose_secret())?;
+                return Ok(String::new());
+            }
+            if *payload {
+                let p = store.payload(ctx, &id)?;
+                let text = match std::str::from_utf8(p.bytes.expose_secret()) {
+                    Ok(t) => t.to_owned(),
+                    // Binary payloads print as base64; --file gives the raw bytes.
+                    Err(_) => {
+                        base64::engine::general_purpose::STANDARD.encode(p.bytes.expose_secret())
+                    }
+                };
+                return show(cli, &vec![("Payload", Cell::Text(text))]);
+            }
+            show(cli, &secret_record(store, &store.secret(ctx, &id)?))
+        }
+        SecretCommand::List(a) => {
+            let query = ListQuery {
+                name: a.name.clone(),
+                algorithm: a.algorithm.clone(),
+                mode: a.mode.clone(),
+                bit_length: a.bit_length,
+                secret_type: a.secret_type.as_deref().map(str::parse).transpose()?,
+                limit: a.limit,
+                offset: a.offset,
+                ..ListQuery::default()
+            };
+            let page = store.list_secrets(ctx, &query)?;
+            let rows: Vec<Record> = page.items.iter().map(|m| secret_record(store, m)).collect();
+            Ok(output::list(
+                &SECRET_FIELDS,
+                &rows,
+                cli.format,
+                &cli.columns,
+            )?)
+        }
+        SecretCommand::Update { secret, payload } => {
+            let id: SecretId = parse_ref(secret, "secrets")?;
+            store.put_payload(
+                ctx,
+                &id,
+                SecretBytes::copy_from(payload.as_bytes()),
+                "text/plain",
+                None,
+            )?;
+            Ok(String::new())
+        }
+        SecretCommand::Delete { secret, force } => {
+            let id: SecretId = parse_ref(secret, "secrets")?;
+            store.delete_secret(ctx, &id, *force)?;
+            Ok(String::new())
+        }
+        SecretCommand::Order(cmd) => order_command(cli, store, ctx, cmd),
+        SecretCommand::Container(cmd) => container_command(cli, store, ctx, cmd),
+    }
+}
+
+fn order_command(
+    cli: &Cli,
+    store: &SecretStore,
+    ctx: &Context,
+    cmd: &OrderCommand,
+) -> CliResult<String> {
+    match cmd {
+        OrderCommand::Create { kind, args } => {
+            let expiration = parse_time("expiration", args.expiration.as_deref())?;
+            let order = if kind == "key" {
+                store.create_key(
+                    ctx,
+                    &KeyOrder {
+                        name: args.name.clone(),
+                        algorithm: args.algorithm.clone(),
+                        bit_length: bit_length(args.bit_length)?,
+                        mode: args.mode.clone(),
+                        payload_content_type: args.payload_content_type.clone(),
+                        expiration,
+                    },
+                )?
+            } else {
+                store.create_key_pair(
+                    ctx,
+                    &KeyPairOrder {
+                        name: args.name.clone(),
+                        algorithm: args.algorithm.clone(),
+                        bit_length: bit_length(args.bit_length)?,
+                        expiration,
+                        passphrase: args
+                            .passphrase
+                            .as_ref()
+                            .map(|p| SecretBytes::copy_from(p.as_bytes())),
+                    },
+                )?
+            };
+            show(cli, &order_record(store, &order))
+        }
+        OrderCommand::Get { order } => {
+            let id: OrderId = parse_ref(order, "orders")?;
+            show(cli, &order_record(store, &store.order(ctx, &id)?))
+        }
+        OrderCommand::List { limit, offset } => {
+            let page = store.list_orders(ctx, *limit, *offset)?;
+            let rows: Vec<Record> = page.items.iter().map(|o| order_record(store, o)).collect();
+            Ok(output::list(
+                &ORDER_FIELDS,
+                &rows,
+                cli.format,
+                &cli.columns,
+            )?)
+        }
+        OrderCommand::Delete { order } => {
+            let id: OrderId = parse_ref(order, "orders")?;
+            store.delete_order(ctx, &id)?;
+            Ok(String::new())
+        }
+    }
+}
+
+fn container_command(
+    cli: &Cli,
+    store: &SecretStore,
+    ctx: &Context,
+    cmd: &ContainerCommand,
+) -> CliResult<String> {
+    match cmd {
+        ContainerCommand::Get { container } => {
+            let id: ContainerId = parse_ref(container, "containers")?;
+            show(cli, &container_record(store, &store.container(ctx, &id)?))
+        }
+        ContainerCommand::List { limit, offset } => {
+            let page = store.list_containers(ctx, *limit, *offset)?;
+            let rows: Vec<Record> = page
+                .items
+                .iter()
+                .map(|c| container_record(store, c))
+                .collect();
+            Ok(output::list(
+                &CONTAINER_FIELDS,
+                &rows,
+                cli.format,
+                &cli.columns,
+            )?)
+        }
+        ContainerCommand::Delete { container } => {
+            let id: ContainerId = parse_ref(container, "containers")?;
+            store.delete_container(ctx, &id)?;
+            Ok(String::new())
+        }
+    }
+}
+
+fn project_store_command(
+    cli: &Cli,
+    store: &SecretStore,
+    ctx: &Context,
+    cmd: &ProjectStoreCommand,
+) -> CliResult<String> {
+    let record = |project: &ProjectId| -> CliResult<Record> {
+        let (backend, mapped) = store.project_backend(ctx, project)?;
+        Ok(vec![
+            ("Project", Cell::Text(project.to_string())),
+            ("Backend", Cell::Text(backend.to_string())),
+            (
+                "Source",
+                Cell::Text(
+                    if mapped {
+                        "project mapping"
+                    } else {
+                        "global default"
+                    }
+                    .to_owned(),
+                ),
+            ),
+        ])
+    };
+    match cmd {
+        ProjectStoreCommand::Set { project, backend } => {
+            let project = ProjectId::new(project.clone())?;
+            store.set_project_backend(ctx, &project, &BackendId::new(backend.clone())?)?;
+            show(cli, &record(&project)?)
+        }
+        ProjectStoreCommand::Show { project } => {
+            show(cli, &record(&ProjectId::new(project.clone())?)?)
+        }
+        ProjectStoreCommand::Clear { project } => {
+            let project = ProjectId::new(project.clone())?;
+            store.clear_project_backend(ctx, &project)?;
+            show(cli, &record(&project)?)
+        }
+    }
+}
+
+/// Progress on a terminal; quiet when piped.
+pub fn progress(message: &str) {
+    let mut err = std::io::stderr();
+    if err.is_terminal() {
+        let _ = write!(err, "\r{message}\x1b[K");
+        let _ = err.flush();
+    }
+}
+
+pub fn progress_done() {
+    let mut err = std::io::stderr();
+    if err.is_terminal() {
+        let _ = writeln!(err);
+    }
+}
