@@ -49,7 +49,7 @@ pub fn init(config_path: &Path, database: &Path, endpoint: &str) -> CliResult<St
 }
 
 /// `keywarden backup --output PATH`.
-pub fn backup(config: &Config, output: &Path) -> CliResult<String> {
+pub fn backup(config: &Config, config_path: &Path, output: &Path) -> CliResult<String> {
     if output.exists() {
         return Err(Failure::Usage(format!(
             "{} already exists; choose a new file",
@@ -70,7 +70,7 @@ pub fn backup(config: &Config, output: &Path) -> CliResult<String> {
         counts.orders,
         counts.containers,
         output.display(),
-        config_path_hint()
+        config_path.display()
     ))
 }
 
@@ -251,10 +251,6 @@ pub fn check(config: &Config) -> CliResult<String> {
 fn sqlite_catalog(config: &Config) -> CliResult<SqliteCatalog> {
     let CatalogLocation::Sqlite(db) = config.catalog_location()?;
     Ok(SqliteCatalog::open(db)?)
-}
-
-fn config_path_hint() -> String {
-    std::env::var("KEYWARDEN_CONFIG").unwrap_or_else(|_| "(your keywarden.toml)".to_owned())
 }
 
 fn scratch_path(beside: &Path, what: &str) -> PathBuf {

@@ -260,7 +260,20 @@ enum KekCommand {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => {
+            // One line, exit 1, like every other refusal.
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            eprintln!(
+                "Error: {} (see --help)",
+                first.trim_start_matches("error: ")
+            );
+            return ExitCode::from(1);
+        }
+    };
     match run(&cli) {
         Ok(out) => {
             let mut stdout = std::io::stdout().lock();
@@ -330,7 +343,9 @@ pub type CliResult<T> = Result<T, Failure>;
 fn run(cli: &Cli) -> CliResult<String> {
     match &cli.command {
         Command::Init(args) => admin::init(&cli.config, args.database.as_path(), &args.endpoint),
-        Command::Backup { output } => admin::backup(&load_config(&cli.config)?, output),
+        Command::Backup { output } => {
+            admin::backup(&load_config(&cli.config)?, &cli.config, output)
+        }
         Command::Restore { path, force } => {
             admin::restore(&load_config(&cli.config)?, path, *force)
         }
