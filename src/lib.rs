@@ -13,5 +13,6 @@ pub mod payload;
 pub mod policy;
 pub mod secret;
 pub mod store;
+pub mod volume;
 
 pub use error::{Error, ErrorKind, Result};

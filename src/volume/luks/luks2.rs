@@ -1,0 +1,614 @@
+//! Opening LUKS2 volumes that cryptsetup made: the binary header, its
+//! checksum, the JSON metadata, pbkdf2 and argon2 key slots, the digest
+//! and the crypt segment. We open and use LUKS2 volumes; we do not write
+//! their metadata (formatting, adding or removing key slots is
+//! `Unsupported`).
+
+use std::fmt;
+use std::fs::File;
+use std::path::Path;
+
+use base64::Engine as _;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::secret::SecretBytes;
+use crate::volume::luks::crypto::{HashSpec, SectorCipher, af_merge};
+use crate::volume::luks::{LuksHeader, LuksVolume, MAGIC, SECTOR, read_exact_at, truncated};
+use crate::volume::spec::CipherSpec;
+
+const BINARY_LEN: usize = 4096;
+const SECONDARY_MAGIC: [u8; 6] = *b"SKUL\xba\xbe";
+/// cryptsetup's ceiling for argon2 memory, in KiB (4 GiB).
+const MAX_ARGON2_MEMORY_KIB: u32 = 4 * 1024 * 1024;
+const MAX_ARGON2_CPUS: u32 = 16;
+
+/// The parts of a LUKS2 header we use. Salts and digests are public.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Luks2Header {
+    pub hdr_size: u64,
+    pub seqid: u64,
+    pub label: String,
+    pub checksum_alg: String,
+    pub uuid: String,
+    pub keyslots: Vec<Luks2Keyslot>,
+    pub digests: Vec<Luks2Digest>,
+    pub segments: Vec<Luks2Segment>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Luks2Keyslot {
+    pub id: u32,
+    /// Bytes of the key this slot holds.
+    pub key_size: usize,
+    /// 0 ignore, 1 normal, 2 high (tried first).
+    pub priority: u32,
+    pub area_offset: u64,
+    pub area_size: u64,
+    pub area_encryption: String,
+    pub area_key_size: usize,
+    pub af_stripes: u32,
+    pub af_hash: String,
+    pub kdf: Luks2Kdf,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Luks2Kdf {
+    Pbkdf2 {
+        hash: String,
+        iterations: u32,
+        salt: Vec<u8>,
+    },
+    Argon2 {
+        /// `argon2i` or `argon2id`.
+        variant: String,
+        time: u32,
+        memory_kib: u32,
+        cpus: u32,
+        salt: Vec<u8>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Luks2Digest {
+    pub id: u32,
+    pub keyslots: Vec<u32>,
+    pub segments: Vec<u32>,
+    pub hash: String,
+    pub iterations: u32,
+    pub salt: Vec<u8>,
+    pub digest: Vec<u8>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Luks2Segment {
+    pub id: u32,
+    /// Byte offset of the payload.
+    pub offset: u64,
+    /// `None`: up to the end of the device ("dynamic").
+    pub size: Option<u64>,
+    pub iv_tweak: u64,
+    pub encryption: String,
+    pub sector_size: u32,
+}
+
+impl Luks2Header {
+    /// Reads the primary header and, when its checksum fails, the secondary
+    /// copy right after it.
+    pub(crate) fn read(file: &mut File, len: u64) -> Result<Self> {
+        let primary = read_area(file, 0, len).and_then(|b| Luks2Header::parse(&b));
+        match primary {
+            Ok(h) => Ok(h),
+            Err(first) => {
+                let Some(hdr_size) = peek_hdr_size(file, len) else {
+                    return Err(first);
+                };
+                match read_area(file, hdr_size, len).and_then(|b| Luks2Header::parse(&b)) {
+                    Ok(h) => {
+                        tracing::warn!("LUKS2 primary header is damaged; using the secondary copy");
+                        Ok(h)
+                    }
+                    Err(_) => Err(first),
+                }
+            }
+        }
+    }
+
+    /// Parses one header copy: the 4096-byte binary header followed by the
+    /// JSON area, `hdr_size` bytes in all, checksum verified.
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        if bytes.len() < BINARY_LEN {
+            return Err(corrupt("header", "shorter than the LUKS2 binary header"));
+        }
+        if bytes[..6] != MAGIC && bytes[..6] != SECONDARY_MAGIC {
+            return Err(Error::invalid(
+                "volume",
+                "not a LUKS volume (no LUKS magic)",
+            ));
+        }
+        if u16::from_be_bytes([bytes[6], bytes[7]]) != 2 {
+            return Err(Error::invalid("version", "not a LUKS2 header"));
+        }
+        let hdr_size = be64(bytes, 8);
+        if !valid_hdr_size(hdr_size) || (bytes.len() as u64) < hdr_size {
+            return Err(corrupt("hdr_size", "header size out of range"));
+        }
+        let area = &bytes[..hdr_size as usize];
+        let checksum_alg = cstr(&area[72..104], "checksum_alg")?;
+        if checksum_alg != "sha256" {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!("LUKS2 checksum {checksum_alg:?} is not supported"),
+            ));
+        }
+        let mut h = Sha256::new();
+        h.update(&area[..448]);
+        h.update([0u8; 64]);
+        h.update(&area[512..]);
+        if h.finalize().as_slice() != &area[448..480] {
+            return Err(corrupt("checksum", "header checksum does not match"));
+        }
+        let json_area = &area[BINARY_LEN..];
+        let json_end = json_area
+            .iter()
+            .position(|&c| c == 0)
+            .unwrap_or(json_area.len());
+        let json: Value = serde_json::from_slice(&json_area[..json_end])
+            .map_err(|e| corrupt("json", "metadata is not JSON").with_source(e))?;
+        Ok(Luks2Header {
+            hdr_size,
+            seqid: be64(area, 16),
+            label: cstr(&area[24..72], "label")?,
+            checksum_alg,
+            uuid: cstr(&area[168..208], "uuid")?,
+            keyslots: objects(&json, "keyslots")?
+                .into_iter()
+                .filter(|(_, v)| v.get("type").and_then(Value::as_str) == Some("luks2"))
+                .map(|(id, v)| keyslot(id, v))
+                .collect::<Result<_>>()?,
+            digests: objects(&json, "digests")?
+                .into_iter()
+                .map(|(id, v)| digest(id, v))
+                .collect::<Result<_>>()?,
+            segments: objects(&json, "segments")?
+                .into_iter()
+                .map(|(id, v)| segment(id, v))
+                .collect::<Result<_>>()?,
+        })
+    }
+}
+
+pub(crate) fn read_only(what: &str) -> Error {
+    Error::new(
+        ErrorKind::Unsupported,
+        format!("{what} on a LUKS2 volume is not supported (LUKS2 is opened, not written)"),
+    )
+}
+
+/// Opens a LUKS2 volume: each key slot by priority, its key checked
+/// against the digest that lists it, then that digest's crypt segment.
+pub(crate) fn open(
+    mut file: File,
+    h: Luks2Header,
+    len: u64,
+    passphrase: &SecretBytes,
+    path: &Path,
+) -> Result<LuksVolume> {
+    let mut order: Vec<&Luks2Keyslot> = h.keyslots.iter().filter(|k| k.priority > 0).collect();
+    order.sort_by_key(|k| (std::cmp::Reverse(k.priority), k.id));
+    let mut unlocked = None;
+    for slot in &order {
+        let Some(digest) = h.digests.iter().find(|d| d.keyslots.contains(&slot.id)) else {
+            continue;
+        };
+        let key = unlock_slot(&mut file, slot, passphrase, len, path)?;
+        let mut check = Zeroizing::new(vec![0u8; digest.digest.len()]);
+        HashSpec::parse(&digest.hash)?.pbkdf2(
+            key.expose_secret(),
+            &digest.salt,
+            digest.iterations,
+            &mut check,
+        );
+        if crate::crypto::ct_eq(&check, &digest.digest) {
+            unlocked = Some((slot.id, key, digest));
+            break;
+        }
+    }
+    let Some((slot_id, master_key, digest)) = unlocked else {
+        return Err(Error::new(
+            ErrorKind::Integrity,
+            "no key slot opens with this passphrase",
+        ));
+    };
+    let segment = digest
+        .segments
+        .iter()
+        .find_map(|id| h.segments.iter().find(|s| s.id == *id))
+        .ok_or_else(|| corrupt("segments", "the digest names no crypt segment"))?;
+    let spec: CipherSpec = segment.encryption.parse()?;
+    let cipher = SectorCipher::new(
+        master_key.expose_secret(),
+        spec.ivgen,
+        segment.sector_size as usize,
+    )?;
+    if segment.offset > len {
+        return Err(truncated(path, len, segment.offset));
+    }
+    let available = len - segment.offset;
+    let payload = match segment.size {
+        Some(size) if size > available => return Err(truncated(path, len, segment.offset + size)),
+        Some(size) => size,
+        None => available,
+    };
+    let unit = u64::from(segment.sector_size);
+    Ok(LuksVolume {
+        file,
+        header: LuksHeader::V2(Box::new(h.clone())),
+        master_key,
+        cipher,
+        payload_start: segment.offset,
+        payload_len: payload / unit * unit,
+        iv_tweak: segment.iv_tweak,
+        opened_slot: slot_id as usize,
+    })
+}
+
+fn unlock_slot(
+    file: &mut File,
+    slot: &Luks2Keyslot,
+    passphrase: &SecretBytes,
+    len: u64,
+    path: &Path,
+) -> Result<SecretBytes> {
+    let mut area_key = Zeroizing::new(vec![0u8; slot.area_key_size]);
+    match &slot.kdf {
+        Luks2Kdf::Pbkdf2 {
+            hash,
+            iterations,
+            salt,
+        } => HashSpec::parse(hash)?.pbkdf2(
+            passphrase.expose_secret(),
+            salt,
+            *iterations,
+            &mut area_key,
+        ),
+        Luks2Kdf::Argon2 {
+            variant,
+            time,
+            memory_kib,
+            cpus,
+            salt,
+        } => {
+            let algorithm = match variant.as_str() {
+                "argon2id" => argon2::Algorithm::Argon2id,
+                "argon2i" => argon2::Algorithm::Argon2i,
+                other => {
+                    return Err(Error::new(
+                        ErrorKind::Unsupported,
+                        format!("LUKS2 KDF {other:?} is not supported"),
+                    ));
+                }
+            };
+            let params = argon2::Params::new(*memory_kib, *time, *cpus, Some(area_key.len()))
+                .map_err(|_| corrupt("kdf", "argon2 parameters out of range"))?;
+            argon2::Argon2::new(algorithm, argon2::Version::V0x13, params)
+                .hash_password_into(passphrase.expose_secret(), salt, &mut area_key)
+                .map_err(|_| corrupt("kdf", "argon2 parameters out of range"))?;
+        }
+    }
+    let spec: CipherSpec = slot.area_encryption.parse()?;
+    let hash = HashSpec::parse(&slot.af_hash)?;
+    let need = (slot.key_size as u64 * u64::from(slot.af_stripes)).div_ceil(SECTOR) * SECTOR;
+    if need > slot.area_size {
+        return Err(corrupt(
+            "keyslot",
+            "key slot area is smaller than its stripes",
+        ));
+    }
+    let end = slot.area_offset.saturating_add(need);
+    if end > len {
+        return Err(truncated(path, len, end));
+    }
+    let mut material = Zeroizing::new(vec![0u8; need as usize]);
+    read_exact_at(file, slot.area_offset, &mut material)?;
+    SectorCipher::new(&area_key, spec.ivgen, 512)?.decrypt(&mut material, 0);
+    Ok(af_merge(&material, slot.key_size, slot.af_stripes, hash))
+}
+
+fn read_area(file: &mut File, at: u64, len: u64) -> Result<Vec<u8>> {
+    let Some(hdr_size) = peek_hdr_size_at(file, at, len) else {
+        return Err(corrupt("hdr_size", "header size out of range"));
+    };
+    if at + hdr_size > len {
+        return Err(truncated(Path::new("volume"), len, at + hdr_size));
+    }
+    let mut buf = vec![0u8; hdr_size as usize];
+    read_exact_at(file, at, &mut buf)?;
+    Ok(buf)
+}
+
+fn peek_hdr_size(file: &mut File, len: u64) -> Option<u64> {
+    peek_hdr_size_at(file, 0, len)
+}
+
+fn peek_hdr_size_at(file: &mut File, at: u64, len: u64) -> Option<u64> {
+    if at.checked_add(16)? > len {
+        return None;
+    }
+    let mut b = [0u8; 16];
+    read_exact_at(file, at, &mut b).ok()?;
+    let size = be64(&b, 8);
+    valid_hdr_size(size).then_some(size)
+}
+
+/// cryptsetup's header sizes: 16 KiB to 4 MiB, powers of two.
+fn valid_hdr_size(size: u64) -> bool {
+    (16 * 1024..=4 * 1024 * 1024).contains(&size) && size.is_power_of_two()
+}
+
+fn be64(b: &[u8], at: usize) -> u64 {
+    let mut x = [0u8; 8];
+    x.copy_from_slice(&b[at..at + 8]);
+    u64::from_be_bytes(x)
+}
+
+fn cstr(raw: &[u8], field: &'static str) -> Result<String> {
+    let end = raw
+        .iter()
+        .position(|&c| c == 0)
+        .ok_or_else(|| corrupt(field, "field is not NUL-terminated"))?;
+    std::str::from_utf8(&raw[..end])
+        .map(str::to_owned)
+        .map_err(|_| corrupt(field, "field is not UTF-8"))
+}
+
+fn corrupt(field: &'static str, msg: &str) -> Error {
+    Error::invalid(field, format!("corrupt LUKS2 header: {msg}"))
+}
+
+/// The entries of a JSON object of numbered objects, ids parsed.
+fn objects<'a>(json: &'a Value, section: &'static str) -> Result<Vec<(u32, &'a Value)>> {
+    let Some(map) = json.get(section).and_then(Value::as_object) else {
+        return Err(corrupt(section, "section missing"));
+    };
+    let mut out = Vec::with_capacity(map.len());
+    for (k, v) in map {
+        let id = k
+            .parse::<u32>()
+            .map_err(|_| corrupt(section, "object id is not a number"))?;
+        out.push((id, v));
+    }
+    Ok(out)
+}
+
+fn field<'a>(v: &'a Value, path: &[&str], section: &'static str) -> Result<&'a Value> {
+    let mut cur = v;
+    for p in path {
+        cur = cur
+            .get(p)
+            .ok_or_else(|| corrupt(section, "a required field is missing"))?;
+    }
+    Ok(cur)
+}
+
+fn text(v: &Value, path: &[&str], section: &'static str) -> Result<String> {
+    field(v, path, section)?
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| corrupt(section, "a field is not a string"))
+}
+
+/// A u64 that LUKS2 writes either as a JSON number or a decimal string.
+fn number(v: &Value, path: &[&str], section: &'static str) -> Result<u64> {
+    let f = field(v, path, section)?;
+    f.as_u64()
+        .or_else(|| f.as_str().and_then(|s| s.parse().ok()))
+        .ok_or_else(|| corrupt(section, "a field is not a number"))
+}
+
+fn small(v: &Value, path: &[&str], section: &'static str) -> Result<u32> {
+    u32::try_from(number(v, path, section)?).map_err(|_| corrupt(section, "a number is too large"))
+}
+
+fn b64(v: &Value, path: &[&str], section: &'static str) -> Result<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD
+        .decode(text(v, path, section)?)
+        .map_err(|_| corrupt(section, "a field is not base64"))
+}
+
+fn key_size(v: &Value, path: &[&str], section: &'static str) -> Result<usize> {
+    match small(v, path, section)? {
+        n @ 1..=512 => Ok(n as usize),
+        _ => Err(corrupt(section, "key size out of range")),
+    }
+}
+
+fn ids(v: &Value, path: &[&str], section: &'static str) -> Result<Vec<u32>> {
+    field(v, path, section)?
+        .as_array()
+        .ok_or_else(|| corrupt(section, "a list field is not a list"))?
+        .iter()
+        .map(|x| {
+            x.as_str()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| corrupt(section, "a list entry is not a numbered id"))
+        })
+        .collect()
+}
+
+fn keyslot(id: u32, v: &Value) -> Result<Luks2Keyslot> {
+    const S: &str = "keyslots";
+    let kdf_type = text(v, &["kdf", "type"], S)?;
+    let kdf = match kdf_type.as_str() {
+        "pbkdf2" => Luks2Kdf::Pbkdf2 {
+            hash: text(v, &["kdf", "hash"], S)?,
+            iterations: small(v, &["kdf", "iterations"], S)?,
+            salt: b64(v, &["kdf", "salt"], S)?,
+        },
+        "argon2i" | "argon2id" => {
+            let memory_kib = small(v, &["kdf", "memory"], S)?;
+            let cpus = small(v, &["kdf", "cpus"], S)?;
+            if memory_kib > MAX_ARGON2_MEMORY_KIB || !(1..=MAX_ARGON2_CPUS).contains(&cpus) {
+                return Err(corrupt(S, "argon2 cost out of range"));
+            }
+            Luks2Kdf::Argon2 {
+                variant: kdf_type,
+                time: small(v, &["kdf", "time"], S)?,
+                memory_kib,
+                cpus,
+                salt: b64(v, &["kdf", "salt"], S)?,
+            }
+        }
+        _ => {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!("LUKS2 KDF {kdf_type:?} is not supported"),
+            ));
+        }
+    };
+    let priority = match v.get("priority") {
+        None => 1,
+        Some(_) => small(v, &["priority"], S)?,
+    };
+    Ok(Luks2Keyslot {
+        id,
+        key_size: key_size(v, &["key_size"], S)?,
+        priority,
+        area_offset: number(v, &["area", "offset"], S)?,
+        area_size: number(v, &["area", "size"], S)?,
+        area_encryption: text(v, &["area", "encryption"], S)?,
+        area_key_size: key_size(v, &["area", "key_size"], S)?,
+        af_stripes: match small(v, &["af", "stripes"], S)? {
+            n @ 1..=4000 => n,
+            _ => return Err(corrupt(S, "AF stripes out of range")),
+        },
+        af_hash: text(v, &["af", "hash"], S)?,
+        kdf,
+    })
+}
+
+fn digest(id: u32, v: &Value) -> Result<Luks2Digest> {
+    const S: &str = "digests";
+    let kind = text(v, &["type"], S)?;
+    if kind != "pbkdf2" {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            format!("LUKS2 digest {kind:?} is not supported"),
+        ));
+    }
+    let digest = b64(v, &["digest"], S)?;
+    if digest.is_empty() || digest.len() > 64 {
+        return Err(corrupt(S, "digest length out of range"));
+    }
+    Ok(Luks2Digest {
+        id,
+        keyslots: ids(v, &["keyslots"], S)?,
+        segments: ids(v, &["segments"], S)?,
+        hash: text(v, &["hash"], S)?,
+        iterations: small(v, &["iterations"], S)?,
+        salt: b64(v, &["salt"], S)?,
+        digest,
+    })
+}
+
+fn segment(id: u32, v: &Value) -> Result<Luks2Segment> {
+    const S: &str = "segments";
+    let kind = text(v, &["type"], S)?;
+    if kind != "crypt" {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            format!("LUKS2 segment {kind:?} is not supported"),
+        ));
+    }
+    let size = match text(v, &["size"], S)?.as_str() {
+        "dynamic" => None,
+        s => Some(
+            s.parse()
+                .map_err(|_| corrupt(S, "segment size is not a number"))?,
+        ),
+    };
+    let sector_size = small(v, &["sector_size"], S)?;
+    if !(512..=4096).contains(&sector_size) || !sector_size.is_power_of_two() {
+        return Err(corrupt(S, "sector size out of range"));
+    }
+    Ok(Luks2Segment {
+        id,
+        offset: number(v, &["offset"], S)?,
+        size,
+        iv_tweak: number(v, &["iv_tweak"], S)?,
+        encryption: text(v, &["encryption"], S)?,
+        sector_size,
+    })
+}
+
+impl fmt::Display for Luks2Header {
+    /// An abridged `cryptsetup luksDump` for LUKS2.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "LUKS header information")?;
+        writeln!(f, "Version:       \t2")?;
+        writeln!(f, "Epoch:         \t{}", self.seqid)?;
+        writeln!(f, "Metadata area: \t{} [bytes]", self.hdr_size)?;
+        writeln!(f, "UUID:          \t{}", self.uuid)?;
+        writeln!(
+            f,
+            "Label:         \t{}",
+            if self.label.is_empty() {
+                "(no label)"
+            } else {
+                &self.label
+            }
+        )?;
+        writeln!(f)?;
+        writeln!(f, "Data segments:")?;
+        for s in &self.segments {
+            writeln!(f, "  {}: crypt", s.id)?;
+            writeln!(f, "\toffset: {} [bytes]", s.offset)?;
+            match s.size {
+                Some(n) => writeln!(f, "\tlength: {n} [bytes]")?,
+                None => writeln!(f, "\tlength: (whole device)")?,
+            }
+            writeln!(f, "\tcipher: {}", s.encryption)?;
+            writeln!(f, "\tsector: {} [bytes]", s.sector_size)?;
+        }
+        writeln!(f)?;
+        writeln!(f, "Keyslots:")?;
+        for k in &self.keyslots {
+            writeln!(f, "  {}: luks2", k.id)?;
+            writeln!(f, "\tKey:        {} bits", k.key_size * 8)?;
+            match &k.kdf {
+                Luks2Kdf::Pbkdf2 {
+                    hash, iterations, ..
+                } => {
+                    writeln!(f, "\tPBKDF:      pbkdf2")?;
+                    writeln!(f, "\tHash:       {hash}")?;
+                    writeln!(f, "\tIterations: {iterations}")?;
+                }
+                Luks2Kdf::Argon2 {
+                    variant,
+                    time,
+                    memory_kib,
+                    cpus,
+                    ..
+                } => {
+                    writeln!(f, "\tPBKDF:      {variant}")?;
+                    writeln!(f, "\tTime cost:  {time}")?;
+                    writeln!(f, "\tMemory:     {memory_kib}")?;
+                    writeln!(f, "\tThreads:    {cpus}")?;
+                }
+            }
+            writeln!(f, "\tAF stripes: {}", k.af_stripes)?;
+            writeln!(f, "\tAF hash:    {}", k.af_hash)?;
+            writeln!(f, "\tArea offset:{} [bytes]", k.area_offset)?;
+            writeln!(f, "\tArea length:{} [bytes]", k.area_size)?;
+        }
+        writeln!(f, "Digests:")?;
+        for d in &self.digests {
+            writeln!(f, "  {}: pbkdf2", d.id)?;
+            writeln!(f, "\tHash:       {}", d.hash)?;
+            writeln!(f, "\tIterations: {}", d.iterations)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,789 @@
+//! LUKS volumes held in a file: format and open LUKS1, open LUKS2, and
+//! read and write the payload with `aes-xts-plain64`.
+//!
+//! Everything the code needs about a volume (cipher, hash, key length,
+//! where each key slot's material and the payload start, the encryption
+//! unit) is read from its header; nothing is assumed, because cryptsetup
+//! and QEMU lay volumes out differently. Bad input (a corrupt or truncated
+//! file, a wrong passphrase) is a typed error and leaves the file as it was.
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use zeroize::Zeroizing;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::secret::SecretBytes;
+use crate::volume::spec::{CipherSpec, EncryptionSpec, KeySizeConvention};
+
+mod crypto;
+mod header;
+mod luks2;
+
+pub use crypto::{HashSpec, STRIPES, SectorCipher};
+pub use header::{DIGEST_LEN, HEADER_LEN, KeySlot, Luks1Header, MAGIC, SALT_LEN, SECTOR, SLOTS};
+pub use luks2::{Luks2Header, Luks2Kdf, Luks2Keyslot, Luks2Segment};
+
+use crypto::{IV_SECTOR, af_merge, af_split};
+
+/// Key-slot areas start here and are aligned to this many sectors
+/// (4096 bytes), as cryptsetup lays out LUKS1.
+const KEYSLOT_ALIGN_SECTORS: u64 = 8;
+/// cryptsetup aligns the LUKS1 payload to 1 MiB by default.
+pub const DEFAULT_ALIGN_SECTORS: u32 = 2048;
+/// cryptsetup's floor for the master-key digest iterations.
+const MIN_DIGEST_ITERATIONS: u32 = 1000;
+/// Units processed per read or write call on the payload.
+const CHUNK_UNITS: usize = 256;
+
+/// How much PBKDF2 work a key slot costs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pbkdf2Cost {
+    /// Exactly this many iterations for the key slot and the master-key
+    /// digest (tests and interop use small counts).
+    Iterations(u32),
+    /// Measured on this machine: as many iterations as take this long
+    /// (cryptsetup's `--iter-time`; the digest gets 1/16 of it, at least
+    /// 1000, as cryptsetup does).
+    IterTime(Duration),
+}
+
+impl Default for Pbkdf2Cost {
+    /// cryptsetup's LUKS1 default, 2 seconds.
+    fn default() -> Self {
+        Pbkdf2Cost::IterTime(Duration::from_millis(2000))
+    }
+}
+
+/// How to format a LUKS1 volume.
+#[derive(Clone, Debug)]
+pub struct FormatOptions {
+    pub cipher: CipherSpec,
+    /// The whole XTS master key: 32 (AES-128-XTS), 48 or 64 (AES-256-XTS).
+    pub key_bytes: usize,
+    pub hash: HashSpec,
+    pub cost: Pbkdf2Cost,
+    /// Payload alignment in sectors (cryptsetup: 2048, QEMU: none, i.e. 8).
+    pub align_sectors: u32,
+    master_key: Option<SecretBytes>,
+}
+
+impl Default for FormatOptions {
+    /// cryptsetup 2.1+'s LUKS1 defaults: aes-xts-plain64 with a 512-bit
+    /// key, sha256, 2 s of PBKDF2, 1 MiB alignment.
+    fn default() -> Self {
+        FormatOptions {
+            cipher: CipherSpec::AES_XTS_PLAIN64,
+            key_bytes: 64,
+            hash: HashSpec::Sha256,
+            cost: Pbkdf2Cost::default(),
+            align_sectors: DEFAULT_ALIGN_SECTORS,
+            master_key: None,
+        }
+    }
+}
+
+impl FormatOptions {
+    /// What os-brick asks cryptsetup for: the volume type's cipher and
+    /// `key_size` as the whole XTS key.
+    pub fn from_spec(spec: &EncryptionSpec) -> Result<Self> {
+        Ok(FormatOptions {
+            cipher: spec.cipher.unwrap_or(CipherSpec::AES_XTS_PLAIN64),
+            key_bytes: spec.master_key_bytes(KeySizeConvention::Cryptsetup)?,
+            ..FormatOptions::default()
+        })
+    }
+
+    pub fn with_cost(mut self, cost: Pbkdf2Cost) -> Self {
+        self.cost = cost;
+        self
+    }
+
+    pub fn with_key_bytes(mut self, key_bytes: usize) -> Self {
+        self.key_bytes = key_bytes;
+        self
+    }
+
+    /// Uses this master key instead of a random one (known-answer tests,
+    /// re-creating a header for a key you hold).
+    pub fn with_master_key(mut self, key: SecretBytes) -> Self {
+        self.key_bytes = key.len();
+        self.master_key = Some(key);
+        self
+    }
+}
+
+/// Which LUKS version a header is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LuksHeader {
+    V1(Luks1Header),
+    V2(Box<Luks2Header>),
+}
+
+impl LuksHeader {
+    /// Reads and checks the header of the volume at `path`.
+    pub fn read(path: &Path) -> Result<Self> {
+        let mut file = open_file(path, false)?;
+        let len = file_len(&file)?;
+        read_header(&mut file, len)
+    }
+
+    pub fn version(&self) -> u16 {
+        match self {
+            LuksHeader::V1(_) => 1,
+            LuksHeader::V2(_) => 2,
+        }
+    }
+}
+
+impl fmt::Display for LuksHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LuksHeader::V1(h) => h.fmt(f),
+            LuksHeader::V2(h) => h.fmt(f),
+        }
+    }
+}
+
+/// Whether the file starts with a LUKS header (version 1 or 2), as
+/// `cryptsetup isLuks` answers. A file too short to hold one is not LUKS.
+pub fn is_luks(path: &Path) -> Result<bool> {
+    let mut file = open_file(path, false)?;
+    let mut head = [0u8; 8];
+    let mut got = 0;
+    while got < head.len() {
+        match file.read(&mut head[got..]) {
+            Ok(0) => return Ok(false),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_error("read", path, e)),
+        }
+    }
+    Ok(head[..6] == MAGIC && matches!(u16::from_be_bytes([head[6], head[7]]), 1 | 2))
+}
+
+/// An unlocked LUKS volume in a file: the master key is held (wiped on
+/// drop) and the payload can be read and written.
+pub struct LuksVolume {
+    file: File,
+    header: LuksHeader,
+    master_key: SecretBytes,
+    cipher: SectorCipher,
+    /// Byte offset of the payload in the file.
+    payload_start: u64,
+    /// Payload bytes, a whole number of units.
+    payload_len: u64,
+    /// Added to each unit's IV (LUKS2 `iv_tweak`; 0 for LUKS1).
+    iv_tweak: u64,
+    opened_slot: usize,
+}
+
+impl LuksVolume {
+    /// Formats the file at `path` as LUKS1 with `passphrase` in key slot 0.
+    ///
+    /// Refuses (`Conflict`) a file that already holds a LUKS header: a
+    /// volume is formatted once, on its first attach. Refuses a file too
+    /// small for the header, the key slots and one payload sector. In both
+    /// cases the file is not touched.
+    pub fn format(path: &Path, passphrase: &SecretBytes, opts: &FormatOptions) -> Result<Self> {
+        let mut file = open_file(path, true)?;
+        let len = file_len(&file)?;
+        let mut magic = [0u8; 6];
+        if len >= 6 {
+            read_exact_at(&mut file, 0, &mut magic)?;
+        }
+        if magic == MAGIC {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "{} is already a LUKS volume; refusing to format it again",
+                    path.display()
+                ),
+            ));
+        }
+        // Fails early on a key length the cipher does not take.
+        SectorCipher::new(&vec![0u8; opts.key_bytes], opts.cipher.ivgen, 512)?;
+        let key_bytes = opts.key_bytes as u64;
+        let slot_sectors = (key_bytes * u64::from(STRIPES))
+            .div_ceil(SECTOR)
+            .next_multiple_of(KEYSLOT_ALIGN_SECTORS);
+        let slots_end = KEYSLOT_ALIGN_SECTORS + SLOTS as u64 * slot_sectors;
+        let align = u64::from(opts.align_sectors.max(1));
+        let payload_offset = slots_end.next_multiple_of(align);
+        if len < (payload_offset + 1) * SECTOR {
+            return Err(Error::invalid(
+                "volume",
+                format!(
+                    "{} bytes is too small for a LUKS1 volume with a {}-byte key: need more than {} bytes",
+                    len,
+                    key_bytes,
+                    payload_offset * SECTOR
+                ),
+            ));
+        }
+        let payload_offset = u32::try_from(payload_offset)
+            .map_err(|_| Error::invalid("align_sectors", "payload offset out of range"))?;
+
+        let master_key = match &opts.master_key {
+            Some(k) => k.clone(),
+            None => SecretBytes::random(opts.key_bytes)?,
+        };
+        let (slot_iterations, digest_iterations) = resolve_cost(opts.cost, opts.hash);
+        let mut digest_salt = [0u8; SALT_LEN];
+        crate::crypto::fill_random(&mut digest_salt)?;
+        let mut digest = [0u8; DIGEST_LEN];
+        opts.hash.pbkdf2(
+            master_key.expose_secret(),
+            &digest_salt,
+            digest_iterations,
+            &mut digest,
+        );
+        let mut slots = std::array::from_fn(|i| KeySlot {
+            active: false,
+            iterations: 0,
+            salt: [0; SALT_LEN],
+            key_material_offset: (KEYSLOT_ALIGN_SECTORS + i as u64 * slot_sectors) as u32,
+            stripes: STRIPES,
+        });
+        let (slot0, material) = seal_key_slot(
+            &master_key,
+            passphrase,
+            slots[0],
+            opts.hash,
+            opts.cipher,
+            slot_iterations,
+        )?;
+        slots[0] = slot0;
+        let header = Luks1Header::new(
+            opts.cipher.cipher_name(),
+            opts.cipher.cipher_mode(),
+            opts.hash.as_str(),
+            payload_offset,
+            opts.key_bytes as u32,
+            digest,
+            digest_salt,
+            digest_iterations,
+            &uuid::Uuid::new_v4().hyphenated().to_string(),
+            slots,
+        )?;
+
+        // Header area: header, zeroed key-slot areas, slot 0's material.
+        let mut area = vec![0u8; header.payload_start() as usize];
+        area[..HEADER_LEN].copy_from_slice(&header.to_bytes());
+        let at = u64::from(slot0.key_material_offset) * SECTOR;
+        area[at as usize..at as usize + material.len()].copy_from_slice(&material);
+        write_at(&mut file, 0, &area, path)?;
+        file.sync_data().map_err(|e| io_error("sync", path, e))?;
+        tracing::info!(volume = %path.display(), uuid = header.uuid(), "formatted LUKS1 volume");
+
+        let cipher = SectorCipher::new(master_key.expose_secret(), opts.cipher.ivgen, 512)?;
+        let payload_start = header.payload_start();
+        Ok(LuksVolume {
+            file,
+            header: LuksHeader::V1(header),
+            master_key,
+            cipher,
+            payload_start,
+            payload_len: (len - payload_start) / SECTOR * SECTOR,
+            iv_tweak: 0,
+            opened_slot: 0,
+        })
+    }
+
+    /// Opens the LUKS1 or LUKS2 volume at `path` with `passphrase`, trying
+    /// every active key slot. A passphrase that opens none is `Integrity`;
+    /// a file that is not LUKS, is corrupt or truncated is `InvalidInput`;
+    /// a cipher, hash or KDF we do not run is `Unsupported`.
+    pub fn open(path: &Path, passphrase: &SecretBytes) -> Result<Self> {
+        let mut file = open_file(path, true)?;
+        let len = file_len(&file)?;
+        let header = read_header(&mut file, len)?;
+        match header {
+            LuksHeader::V1(h) => open_v1(file, h, len, passphrase, path),
+            LuksHeader::V2(h) => luks2::open(file, *h, len, passphrase, path),
+        }
+    }
+
+    /// The header this volume was opened with.
+    pub fn header(&self) -> &LuksHeader {
+        &self.header
+    }
+
+    /// The master (volume) key.
+    pub fn master_key(&self) -> &SecretBytes {
+        &self.master_key
+    }
+
+    /// The key slot the passphrase opened.
+    pub fn opened_slot(&self) -> usize {
+        self.opened_slot
+    }
+
+    /// Payload bytes available.
+    pub fn payload_len(&self) -> u64 {
+        self.payload_len
+    }
+
+    /// Byte offset of the payload in the file.
+    pub fn payload_start(&self) -> u64 {
+        self.payload_start
+    }
+
+    /// Bytes per encryption unit (512 for LUKS1).
+    pub fn sector_size(&self) -> usize {
+        self.cipher.unit()
+    }
+
+    /// Reads and decrypts `buf.len()` payload bytes from `offset`.
+    pub fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.check_range(offset, buf.len())?;
+        let unit = self.cipher.unit() as u64;
+        let mut done = 0usize;
+        while done < buf.len() {
+            let pos = offset + done as u64;
+            let first_unit = pos / unit;
+            let skip = (pos % unit) as usize;
+            let units = (skip + buf.len() - done)
+                .div_ceil(unit as usize)
+                .min(CHUNK_UNITS);
+            let mut chunk = Zeroizing::new(vec![0u8; units * unit as usize]);
+            self.read_units(first_unit, &mut chunk)?;
+            let take = (chunk.len() - skip).min(buf.len() - done);
+            buf[done..done + take].copy_from_slice(&chunk[skip..skip + take]);
+            done += take;
+        }
+        Ok(())
+    }
+
+    /// Encrypts and writes `data` at payload `offset`. Partial units at
+    /// either end are read, patched and rewritten.
+    pub fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<()> {
+        self.check_range(offset, data.len())?;
+        let unit = self.cipher.unit() as u64;
+        let mut done = 0usize;
+        while done < data.len() {
+            let pos = offset + done as u64;
+            let first_unit = pos / unit;
+            let skip = (pos % unit) as usize;
+            let units = (skip + data.len() - done)
+                .div_ceil(unit as usize)
+                .min(CHUNK_UNITS);
+            let mut chunk = Zeroizing::new(vec![0u8; units * unit as usize]);
+            let take = (chunk.len() - skip).min(data.len() - done);
+            if skip != 0 || take != chunk.len() {
+                self.read_units(first_unit, &mut chunk)?;
+            }
+            chunk[skip..skip + take].copy_from_slice(&data[done..done + take]);
+            self.write_units(first_unit, &mut chunk)?;
+            done += take;
+        }
+        Ok(())
+    }
+
+    /// Flushes written payload to the disk.
+    pub fn sync(&mut self) -> Result<()> {
+        self.file
+            .sync_data()
+            .map_err(|e| Error::new(ErrorKind::Storage, "cannot sync volume").with_source(e))
+    }
+
+    /// Adds `passphrase` in the first free LUKS1 key slot; returns the slot.
+    pub fn add_passphrase(&mut self, passphrase: &SecretBytes, cost: Pbkdf2Cost) -> Result<usize> {
+        let LuksHeader::V1(h) = &self.header else {
+            return Err(luks2::read_only("adding a passphrase"));
+        };
+        let mut h = h.clone();
+        let Some(slot) = h.key_slots.iter().position(|s| !s.active) else {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                "all 8 key slots are in use",
+            ));
+        };
+        let hash = HashSpec::parse(h.hash_spec())?;
+        let cipher = luks1_cipher(&h)?;
+        let (iterations, _) = resolve_cost(cost, hash);
+        let (entry, material) = seal_key_slot(
+            &self.master_key,
+            passphrase,
+            h.key_slots[slot],
+            hash,
+            cipher,
+            iterations,
+        )?;
+        h.key_slots[slot] = entry;
+        // Material first: a crash between the writes leaves a disabled slot
+        // over unused material, never an enabled slot over garbage.
+        let at = u64::from(entry.key_material_offset) * SECTOR;
+        self.raw_write(at, &material)?;
+        self.raw_write(0, &h.to_bytes())?;
+        self.sync()?;
+        self.header = LuksHeader::V1(h);
+        Ok(slot)
+    }
+
+    /// Removes the key slot `passphrase` opens and wipes its material.
+    /// Removing the last passphrase is refused (`Conflict`): the volume
+    /// would be lost.
+    pub fn remove_passphrase(&mut self, passphrase: &SecretBytes) -> Result<usize> {
+        let LuksHeader::V1(h) = &self.header else {
+            return Err(luks2::read_only("removing a passphrase"));
+        };
+        let (slot, _) = unlock_v1(&mut self.file, h, passphrase, u64::MAX, Path::new("volume"))?;
+        self.kill_slot(slot)?;
+        Ok(slot)
+    }
+
+    /// Disables key slot `slot` and overwrites its material with random
+    /// bytes. Refuses the last active slot.
+    pub fn kill_slot(&mut self, slot: usize) -> Result<()> {
+        let LuksHeader::V1(h) = &self.header else {
+            return Err(luks2::read_only("removing a key slot"));
+        };
+        let mut h = h.clone();
+        match h.key_slots.get(slot) {
+            Some(s) if s.active => {}
+            _ => {
+                return Err(Error::invalid(
+                    "slot",
+                    format!("key slot {slot} is not active"),
+                ));
+            }
+        }
+        if h.key_slots.iter().filter(|s| s.active).count() == 1 {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                "refusing to remove the last passphrase of the volume",
+            ));
+        }
+        let entry = &mut h.key_slots[slot];
+        entry.active = false;
+        entry.iterations = 0;
+        entry.salt = [0; SALT_LEN];
+        let at = u64::from(entry.key_material_offset) * SECTOR;
+        let mut wipe = vec![0u8; (h.key_material_sectors() * SECTOR) as usize];
+        crate::crypto::fill_random(&mut wipe)?;
+        self.raw_write(0, &h.to_bytes())?;
+        self.raw_write(at, &wipe)?;
+        self.sync()?;
+        self.header = LuksHeader::V1(h);
+        Ok(())
+    }
+
+    // ---- helpers ----
+
+    fn check_range(&self, offset: u64, len: usize) -> Result<()> {
+        match offset.checked_add(len as u64) {
+            Some(end) if end <= self.payload_len => Ok(()),
+            _ => Err(Error::invalid(
+                "offset",
+                format!(
+                    "{len} bytes at {offset} do not fit the {}-byte payload",
+                    self.payload_len
+                ),
+            )),
+        }
+    }
+
+    fn unit_iv(&self, unit_index: u64) -> u64 {
+        self.iv_tweak + unit_index * (self.cipher.unit() as u64 / IV_SECTOR)
+    }
+
+    fn read_units(&mut self, first_unit: u64, buf: &mut [u8]) -> Result<()> {
+        let at = self.payload_start + first_unit * self.cipher.unit() as u64;
+        read_exact_at(&mut self.file, at, buf)?;
+        self.cipher.decrypt(buf, self.unit_iv(first_unit));
+        Ok(())
+    }
+
+    fn write_units(&mut self, first_unit: u64, buf: &mut [u8]) -> Result<()> {
+        let at = self.payload_start + first_unit * self.cipher.unit() as u64;
+        self.cipher.encrypt(buf, self.unit_iv(first_unit));
+        self.raw_write(at, buf)
+    }
+
+    fn raw_write(&mut self, at: u64, data: &[u8]) -> Result<()> {
+        write_at(&mut self.file, at, data, Path::new("volume"))
+    }
+}
+
+impl fmt::Debug for LuksVolume {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LuksVolume")
+            .field("version", &self.header.version())
+            .field("master_key", &self.master_key)
+            .field("cipher", &self.cipher)
+            .field("payload_start", &self.payload_start)
+            .field("payload_len", &self.payload_len)
+            .field("opened_slot", &self.opened_slot)
+            .finish_non_exhaustive()
+    }
+}
+
+fn open_v1(
+    mut file: File,
+    h: Luks1Header,
+    len: u64,
+    passphrase: &SecretBytes,
+    path: &Path,
+) -> Result<LuksVolume> {
+    if h.payload_offset == 0 {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            "LUKS header with a detached payload (payload offset 0)",
+        ));
+    }
+    let cipher_spec = luks1_cipher(&h)?;
+    HashSpec::parse(h.hash_spec())?;
+    if len < h.payload_start() {
+        return Err(truncated(path, len, h.payload_start()));
+    }
+    let (slot, master_key) = unlock_v1(&mut file, &h, passphrase, len, path)?;
+    let cipher = SectorCipher::new(master_key.expose_secret(), cipher_spec.ivgen, 512)?;
+    let payload_start = h.payload_start();
+    Ok(LuksVolume {
+        file,
+        header: LuksHeader::V1(h),
+        master_key,
+        cipher,
+        payload_start,
+        payload_len: (len - payload_start) / SECTOR * SECTOR,
+        iv_tweak: 0,
+        opened_slot: slot,
+    })
+}
+
+/// The bulk cipher a LUKS1 header names, if we run it.
+fn luks1_cipher(h: &Luks1Header) -> Result<CipherSpec> {
+    let spec: CipherSpec = format!("{}-{}", h.cipher_name(), h.cipher_mode()).parse()?;
+    SectorCipher::new(&vec![0u8; h.key_bytes as usize], spec.ivgen, 512)?;
+    Ok(spec)
+}
+
+/// Tries each active slot; the first whose merged key matches the digest
+/// wins. `len` bounds the key material (u64::MAX: already checked).
+fn unlock_v1(
+    file: &mut File,
+    h: &Luks1Header,
+    passphrase: &SecretBytes,
+    len: u64,
+    path: &Path,
+) -> Result<(usize, SecretBytes)> {
+    let hash = HashSpec::parse(h.hash_spec())?;
+    let cipher = luks1_cipher(h)?;
+    let key_len = h.key_bytes as usize;
+    let area_len = (h.key_material_sectors() * SECTOR) as usize;
+    let mut any_active = false;
+    for (i, slot) in h.key_slots.iter().enumerate() {
+        if !slot.active {
+            continue;
+        }
+        any_active = true;
+        let at = u64::from(slot.key_material_offset) * SECTOR;
+        if at + area_len as u64 > len {
+            return Err(truncated(path, len, at + area_len as u64));
+        }
+        let mut slot_key = Zeroizing::new(vec![0u8; key_len]);
+        hash.pbkdf2(
+            passphrase.expose_secret(),
+            &slot.salt,
+            slot.iterations,
+            &mut slot_key,
+        );
+        let mut material = Zeroizing::new(vec![0u8; area_len]);
+        read_exact_at(file, at, &mut material)?;
+        SectorCipher::new(&slot_key, cipher.ivgen, 512)?.decrypt(&mut material, 0);
+        let candidate = af_merge(&material, key_len, slot.stripes, hash);
+        let mut digest = [0u8; DIGEST_LEN];
+        hash.pbkdf2(
+            candidate.expose_secret(),
+            &h.mk_digest_salt,
+            h.mk_digest_iterations,
+            &mut digest,
+        );
+        if crate::crypto::ct_eq(&digest, &h.mk_digest) {
+            return Ok((i, candidate));
+        }
+    }
+    Err(Error::new(
+        ErrorKind::Integrity,
+        if any_active {
+            "no key slot opens with this passphrase"
+        } else {
+            "the volume has no active key slot"
+        },
+    ))
+}
+
+/// Derives the slot key, AF-splits and encrypts the master key: the slot's
+/// header entry and its key material (a whole number of sectors).
+fn seal_key_slot(
+    master_key: &SecretBytes,
+    passphrase: &SecretBytes,
+    mut slot: KeySlot,
+    hash: HashSpec,
+    cipher: CipherSpec,
+    iterations: u32,
+) -> Result<(KeySlot, Zeroizing<Vec<u8>>)> {
+    crate::crypto::fill_random(&mut slot.salt)?;
+    slot.iterations = iterations.max(1);
+    slot.active = true;
+    slot.stripes = STRIPES;
+    let mut slot_key = Zeroizing::new(vec![0u8; master_key.len()]);
+    hash.pbkdf2(
+        passphrase.expose_secret(),
+        &slot.salt,
+        slot.iterations,
+        &mut slot_key,
+    );
+    let mut material = af_split(master_key.expose_secret(), STRIPES, hash)?;
+    let padded = material.len().next_multiple_of(SECTOR as usize);
+    material.resize(padded, 0);
+    SectorCipher::new(&slot_key, cipher.ivgen, 512)?.encrypt(&mut material, 0);
+    Ok((slot, material))
+}
+
+/// (slot iterations, digest iterations) for a cost.
+fn resolve_cost(cost: Pbkdf2Cost, hash: HashSpec) -> (u32, u32) {
+    match cost {
+        Pbkdf2Cost::Iterations(n) => (n.max(1), n.max(1)),
+        Pbkdf2Cost::IterTime(t) => {
+            let per_ms = pbkdf2_rate_per_ms(hash);
+            let slot = (per_ms * t.as_millis() as f64).clamp(1000.0, f64::from(u32::MAX));
+            let digest = (slot / 16.0).max(f64::from(MIN_DIGEST_ITERATIONS));
+            (slot as u32, digest as u32)
+        }
+    }
+}
+
+/// PBKDF2 iterations per millisecond on this machine, measured.
+fn pbkdf2_rate_per_ms(hash: HashSpec) -> f64 {
+    let mut iterations = 1000u32;
+    loop {
+        let mut out = [0u8; 32];
+        let start = Instant::now();
+        hash.pbkdf2(b"benchmark", &[0u8; SALT_LEN], iterations, &mut out);
+        let ms = start.elapsed().as_secs_f64() * 1000.0;
+        if ms >= 50.0 || iterations >= 1 << 28 {
+            return f64::from(iterations) / ms.max(0.001);
+        }
+        iterations *= 4;
+    }
+}
+
+fn read_header(file: &mut File, len: u64) -> Result<LuksHeader> {
+    let mut head = vec![0u8; len.min(4096) as usize];
+    read_exact_at(file, 0, &mut head)?;
+    if head.len() < 8 || head[..6] != MAGIC {
+        return Err(Error::invalid(
+            "volume",
+            "not a LUKS volume (no LUKS magic)",
+        ));
+    }
+    match u16::from_be_bytes([head[6], head[7]]) {
+        1 => Ok(LuksHeader::V1(Luks1Header::parse(&head)?)),
+        2 => Ok(LuksHeader::V2(Box::new(Luks2Header::read(file, len)?))),
+        v => Err(Error::new(
+            ErrorKind::Unsupported,
+            format!("LUKS version {v} is not supported"),
+        )),
+    }
+}
+
+fn open_file(path: &Path, write: bool) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(write)
+        .open(path)
+        .map_err(|e| {
+            let kind = if e.kind() == std::io::ErrorKind::NotFound {
+                ErrorKind::NotFound
+            } else {
+                ErrorKind::Storage
+            };
+            Error::new(kind, format!("cannot open volume {}", path.display())).with_source(e)
+        })
+}
+
+fn file_len(file: &File) -> Result<u64> {
+    file.metadata()
+        .map(|m| m.len())
+        .map_err(|e| Error::new(ErrorKind::Storage, "cannot stat volume").with_source(e))
+}
+
+pub(crate) fn read_exact_at(file: &mut File, at: u64, buf: &mut [u8]) -> Result<()> {
+    file.seek(SeekFrom::Start(at))
+        .and_then(|_| file.read_exact(buf))
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                Error::invalid("volume", "file ends before the data its header points to")
+                    .with_source(e)
+            } else {
+                Error::new(ErrorKind::Storage, "cannot read volume").with_source(e)
+            }
+        })
+}
+
+fn write_at(file: &mut File, at: u64, data: &[u8], path: &Path) -> Result<()> {
+    file.seek(SeekFrom::Start(at))
+        .and_then(|_| file.write_all(data))
+        .map_err(|e| io_error("write", path, e))
+}
+
+fn io_error(what: &str, path: &Path, e: std::io::Error) -> Error {
+    Error::new(
+        ErrorKind::Storage,
+        format!("cannot {what} volume {}", path.display()),
+    )
+    .with_source(e)
+}
+
+pub(crate) fn truncated(path: &Path, len: u64, need: u64) -> Error {
+    Error::invalid(
+        "volume",
+        format!(
+            "{} is truncated: {len} bytes, its header points to byte {need}",
+            path.display()
+        ),
+    )
+}
+
+impl fmt::Display for Luks1Header {
+    /// The fields as `cryptsetup luksDump` shows them.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "LUKS header information")?;
+        writeln!(f)?;
+        writeln!(f, "Version:       \t1")?;
+        writeln!(f, "Cipher name:   \t{}", self.cipher_name())?;
+        writeln!(f, "Cipher mode:   \t{}", self.cipher_mode())?;
+        writeln!(f, "Hash spec:     \t{}", self.hash_spec())?;
+        writeln!(f, "Payload offset:\t{}", self.payload_offset)?;
+        writeln!(f, "MK bits:       \t{}", self.key_bytes * 8)?;
+        writeln!(f, "MK digest:     \t{}", spaced_hex(&self.mk_digest))?;
+        writeln!(f, "MK salt:       \t{}", spaced_hex(&self.mk_digest_salt))?;
+        writeln!(f, "MK iterations: \t{}", self.mk_digest_iterations)?;
+        writeln!(f, "UUID:          \t{}", self.uuid())?;
+        writeln!(f)?;
+        for (i, s) in self.key_slots.iter().enumerate() {
+            if s.active {
+                writeln!(f, "Key Slot {i}: ENABLED")?;
+                writeln!(f, "\tIterations:         \t{}", s.iterations)?;
+                writeln!(f, "\tSalt:               \t{}", spaced_hex(&s.salt))?;
+                writeln!(f, "\tKey material offset:\t{}", s.key_material_offset)?;
+                writeln!(f, "\tAF stripes:         \t{}", s.stripes)?;
+            } else {
+                writeln!(f, "Key Slot {i}: DISABLED")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn spaced_hex(b: &[u8]) -> String {
+    b.iter()
+        .map(|x| format!("{x:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
