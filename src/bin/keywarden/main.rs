@@ -19,6 +19,7 @@ use keywarden::{Error, ErrorKind};
 
 mod admin;
 mod output;
+mod volume;
 
 use output::{Cell, Format, Record};
 
@@ -94,6 +95,9 @@ enum Command {
     Kek(KekCommand),
     /// Open the store, verify the KEKs, report counts.
     Check,
+    /// Encrypted volumes: passphrase, LUKS format, dump, check, read, write.
+    #[command(subcommand)]
+    Volume(volume::VolumeCommand),
 }
 
 #[derive(Args, Debug)]
@@ -354,6 +358,7 @@ fn run(cli: &Cli) -> CliResult<String> {
         }
         Command::Kek(KekCommand::Prune) => admin::kek_prune(&cli.config),
         Command::Check => admin::check(&load_config(&cli.config)?),
+        Command::Volume(cmd) => volume::run(cli, cmd),
         Command::Secret(cmd) => {
             let store = open_store(&cli.config)?;
             secret_command(cli, &store, &context(cli)?, cmd)

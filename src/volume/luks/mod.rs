@@ -97,6 +97,11 @@ impl FormatOptions {
         })
     }
 
+    pub fn with_cipher(mut self, cipher: CipherSpec) -> Self {
+        self.cipher = cipher;
+        self
+    }
+
     pub fn with_cost(mut self, cost: Pbkdf2Cost) -> Self {
         self.cost = cost;
         self
