@@ -277,4 +277,8 @@ pub trait Catalog: KekStore + Debug {
     fn project_backends(&self) -> Result<Vec<(ProjectId, BackendId)>>;
 
     fn counts(&self) -> Result<Counts>;
+
+    /// Deletes every secret that expired before `now` (with its ciphertext,
+    /// ACL and consumers); returns how many.
+    fn purge_expired(&self, now: Timestamp) -> Result<u64>;
 }

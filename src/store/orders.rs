@@ -154,9 +154,18 @@ impl SecretStore {
             now,
         )?;
         check_len("mode", req.mode.as_deref())?;
+        // Generated keys are random bytes: only a binary content type fits.
         let content_type = match req.payload_content_type.as_deref() {
             None => ContentType::OctetStream,
-            Some(ct) => crate::payload::parse_content_type(ct)?,
+            Some(ct) => match crate::payload::parse_content_type(ct)? {
+                ContentType::OctetStream => ContentType::OctetStream,
+                _ => {
+                    return Err(Error::invalid(
+                        "payload_content_type",
+                        "a key order's payload_content_type must be application/octet-stream",
+                    ));
+                }
+            },
         };
         let mut order = Order {
             id,

@@ -358,11 +358,7 @@ fn run(cli: &Cli) -> CliResult<String> {
             let store = open_store(&cli.config)?;
             secret_command(cli, &store, &context(cli)?, cmd)
         }
-        Command::ProjectStore(cmd) => {
-            let store = open_store(&cli.config)?;
-            let ctx = context(cli)?;
-            project_store_command(cli, &store, &ctx, cmd)
-        }
+        Command::ProjectStore(cmd) => project_store_command(cli, &open_store(&cli.config)?, cmd),
     }
 }
 
@@ -711,16 +707,37 @@ fn container_command(
     }
 }
 
+/// `project-store` acts as the given identity within PROJECT: Barbican's
+/// preferred-store rules (admin) decide.
 fn project_store_command(
     cli: &Cli,
     store: &SecretStore,
-    ctx: &Context,
     cmd: &ProjectStoreCommand,
 ) -> CliResult<String> {
-    let record = |project: &ProjectId| -> CliResult<Record> {
-        let (backend, mapped) = store.project_backend(ctx, project)?;
-        Ok(vec![
-            ("Project", Cell::Text(project.to_string())),
+    let (project, backend) = match cmd {
+        ProjectStoreCommand::Set { project, backend } => (project, Some(backend)),
+        ProjectStoreCommand::Show { project } | ProjectStoreCommand::Clear { project } => {
+            (project, None)
+        }
+    };
+    let ctx = Context::new(
+        UserId::new(cli.user.clone())?,
+        ProjectId::new(project.clone())?,
+        cli.roles.split(','),
+    );
+    match cmd {
+        ProjectStoreCommand::Set { .. } => {
+            let backend = BackendId::new(backend.cloned().unwrap_or_default())?;
+            store.set_project_backend(&ctx, &backend)?;
+        }
+        ProjectStoreCommand::Clear { .. } => store.clear_project_backend(&ctx)?,
+        ProjectStoreCommand::Show { .. } => {}
+    }
+    let (backend, mapped) = store.project_backend(&ctx)?;
+    show(
+        cli,
+        &vec![
+            ("Project", Cell::Text(ctx.project_id.to_string())),
             ("Backend", Cell::Text(backend.to_string())),
             (
                 "Source",
@@ -733,23 +750,8 @@ fn project_store_command(
                     .to_owned(),
                 ),
             ),
-        ])
-    };
-    match cmd {
-        ProjectStoreCommand::Set { project, backend } => {
-            let project = ProjectId::new(project.clone())?;
-            store.set_project_backend(ctx, &project, &BackendId::new(backend.clone())?)?;
-            show(cli, &record(&project)?)
-        }
-        ProjectStoreCommand::Show { project } => {
-            show(cli, &record(&ProjectId::new(project.clone())?)?)
-        }
-        ProjectStoreCommand::Clear { project } => {
-            let project = ProjectId::new(project.clone())?;
-            store.clear_project_backend(ctx, &project)?;
-            show(cli, &record(&project)?)
-        }
-    }
+        ],
+    )
 }
 
 /// Progress on a terminal; quiet when piped.
