@@ -250,9 +250,18 @@ impl SqliteCatalog {
 
     /// Group commit: queue the batch, then drain the queue while holding the
     /// write connection (ours may already have been committed by another).
-    fn submit(&self, batch: Vec<Write>) -> Result<()> {
-        let (done, outcome) = sync_channel(1);
-        lock(&self.queue).push_back(Job { batch, done });
+    fn submit(&self, batches: Vec<Vec<Write>>) -> Vec<Result<()>> {
+        let mut waiting = Vec::with_capacity(batches.len());
+        {
+            // Queued together, so they commit together unless another
+            // writer's group picks some of them up first.
+            let mut queue = lock(&self.queue);
+            for batch in batches {
+                let (done, outcome) = sync_channel(1);
+                queue.push_back(Job { batch, done });
+                waiting.push(outcome);
+            }
+        }
         {
             let mut conn = lock(&self.writer);
             let jobs: Vec<Job> = lock(&self.queue).drain(..).collect();
@@ -260,12 +269,17 @@ impl SqliteCatalog {
                 run_jobs(&mut conn, jobs, self.options.busy_timeout);
             }
         }
-        outcome.recv().unwrap_or_else(|_| {
-            Err(Error::new(
-                ErrorKind::Storage,
-                "catalog writer stopped before reporting",
-            ))
-        })
+        waiting
+            .into_iter()
+            .map(|outcome| {
+                outcome.recv().unwrap_or_else(|_| {
+                    Err(Error::new(
+                        ErrorKind::Storage,
+                        "catalog writer stopped before reporting",
+                    ))
+                })
+            })
+            .collect()
     }
 }
 
@@ -838,7 +852,16 @@ impl Catalog for SqliteCatalog {
         if batch.is_empty() {
             return Ok(());
         }
-        self.submit(batch)
+        self.submit(vec![batch]).pop().unwrap_or_else(|| {
+            Err(Error::new(
+                ErrorKind::Storage,
+                "catalog writer lost a batch",
+            ))
+        })
+    }
+
+    fn apply_each(&self, batches: Vec<Vec<Write>>) -> Vec<Result<()>> {
+        self.submit(batches)
     }
 
     fn secret(

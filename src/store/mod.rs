@@ -315,11 +315,11 @@ impl SecretStore {
     pub fn store_secret(&self, ctx: &Context, new: NewSecret) -> Result<SecretId> {
         let id = SecretId::new_random();
         let out = self.store_secret_inner(ctx, id, new);
-        audit(ctx, "secret:store", &id, &out);
-        out.map(|()| id)
+        audit(ctx, "secret:store", out.as_ref().unwrap_or(&id), &out);
+        out
     }
 
-    fn store_secret_inner(&self, ctx: &Context, id: SecretId, new: NewSecret) -> Result<()> {
+    fn store_secret_inner(&self, ctx: &Context, id: SecretId, new: NewSecret) -> Result<SecretId> {
         self.authorize("secrets:post", ctx, &self.project_target(ctx))?;
         let now = Timestamp::now();
         validate_meta(&new, now)?;
@@ -361,12 +361,129 @@ impl SecretStore {
             project_id: ctx.project_id.clone(),
             backend_id: backend.id().clone(),
         };
+        if backend.serves_fixed_id() {
+            // ConfKeyManager: it "stores" only its own key, under its own id.
+            let Some(p) = &payload else {
+                return Err(Error::new(
+                    ErrorKind::Unsupported,
+                    "the fixed-key backend cannot keep secrets without a payload",
+                ));
+            };
+            backend.store(scope(&meta), &p.bytes)?;
+            return Ok(FIXED_KEY_ID);
+        }
         let stored = match &payload {
             Some(p) => Some(backend.store(scope(&meta), &p.bytes)?),
             None => None,
         };
         self.catalog
-            .apply(vec![Write::InsertSecret { meta, stored }])
+            .apply(vec![Write::InsertSecret { meta, stored }])?;
+        Ok(id)
+    }
+
+    /// For the fixed-key migration: one secret per item holding `key`
+    /// (symmetric, `algorithm`, owned by the caller's project), each with a
+    /// read ACL for its item's user, under ids the caller derived. An id
+    /// that already holds this very key counts as done, so an interrupted
+    /// migration can run again. The policy (`secrets:post`) is checked once;
+    /// a refusal fails the whole call.
+    pub(crate) fn store_migrated_keys(
+        &self,
+        ctx: &Context,
+        wanted: &[(SecretId, Option<UserId>)],
+        key: &SecretBytes,
+        algorithm: &str,
+    ) -> Result<Vec<Result<()>>> {
+        let checked = self.authorize("secrets:post", ctx, &self.project_target(ctx));
+        if let Err(e) = checked {
+            for (id, _) in wanted {
+                audit(
+                    ctx,
+                    "secret:store",
+                    id,
+                    &Err::<(), _>(Error::new(e.kind(), e.context().to_owned())),
+                );
+            }
+            return Err(e);
+        }
+        let backend = self.backend_for_project(&ctx.project_id)?;
+        if backend.serves_fixed_id() {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                "cannot migrate fixed keys to the fixed-key backend; map the project to a real backend",
+            ));
+        }
+        let now = Timestamp::now();
+        let bits = u32::try_from(key.len() * 8).unwrap_or(u32::MAX);
+        let mut batches = Vec::with_capacity(wanted.len());
+        for (id, user) in wanted {
+            let meta = SecretMeta {
+                id: *id,
+                name: None,
+                algorithm: Some(algorithm.to_owned()),
+                bit_length: Some(bits),
+                mode: None,
+                secret_type: SecretType::Symmetric,
+                expiration: None,
+                created: now,
+                updated: now,
+                status: Status::Active,
+                content_type: Some(ContentType::OctetStream),
+                creator_id: ctx.user_id.clone(),
+                project_id: ctx.project_id.clone(),
+                backend_id: backend.id().clone(),
+            };
+            let stored = backend.store(scope(&meta), key)?;
+            let mut batch = vec![Write::InsertSecret {
+                meta,
+                stored: Some(stored),
+            }];
+            if let Some(user) = user {
+                batch.push(Write::SetAcl {
+                    id: *id,
+                    acl: Some(Acl {
+                        users: vec![user.clone()],
+                        project_access: true,
+                    }),
+                });
+            }
+            batches.push(batch);
+        }
+        let outcomes = self.catalog.apply_each(batches);
+        let mut out = Vec::with_capacity(outcomes.len());
+        for ((id, _), outcome) in wanted.iter().zip(outcomes) {
+            let outcome = match outcome {
+                Err(e) if e.kind() == ErrorKind::Conflict => self.already_migrated(ctx, id, key),
+                other => other,
+            };
+            audit(ctx, "secret:store", id, &outcome);
+            out.push(outcome);
+        }
+        Ok(out)
+    }
+
+    /// A migration id that exists: fine only if it is ours and holds `key`.
+    fn already_migrated(&self, ctx: &Context, id: &SecretId, key: &SecretBytes) -> Result<()> {
+        let clash = || {
+            Error::new(
+                ErrorKind::Conflict,
+                format!("secret {id} exists but does not hold this item's fixed key"),
+            )
+        };
+        let row = self
+            .catalog
+            .secret(id, &ctx.user_id, true)?
+            .filter(|r| r.meta.project_id == ctx.project_id)
+            .ok_or_else(clash)?;
+        let stored = row.stored.as_ref().ok_or_else(clash)?;
+        let held = self
+            .backend(&row.meta.backend_id)?
+            .retrieve(scope(&row.meta), stored)?;
+        if held.ct_eq(key.expose_secret()) {
+            Ok(())
+        } else {
+            Err(clash())
+        }
     }
 
     /// Adds the payload to a secret created without one (`secret:put`).

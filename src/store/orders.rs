@@ -208,6 +208,13 @@ impl SecretStore {
             bit_length: req.bit_length,
             mode: req.mode.clone(),
         };
+        if backend.serves_fixed_id() {
+            // ConfKeyManager: whatever was asked, the key is the fixed key.
+            order.secret_id = Some(crate::backend::FIXED_KEY_ID);
+            self.catalog
+                .apply(vec![Write::InsertOrder(order.clone())])?;
+            return Ok(order);
+        }
         let generated = symmetric_supported(&req.algorithm, req.bit_length, req.mode.as_deref())
             .map_err(|reason| Error::new(ErrorKind::Unsupported, reason))
             .and_then(|()| backend.generate_symmetric(super::scope(&meta), &spec));

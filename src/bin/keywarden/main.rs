@@ -18,6 +18,7 @@ use keywarden::store::{KeyOrder, KeyPairOrder, ListQuery, NewSecret, SecretStore
 use keywarden::{Error, ErrorKind};
 
 mod admin;
+mod migrate;
 mod output;
 
 use output::{Cell, Format, Record};
@@ -94,6 +95,9 @@ enum Command {
     Kek(KekCommand),
     /// Open the store, verify the KEKs, report counts.
     Check,
+    /// Move legacy fixed-key volumes to secrets of their own.
+    #[command(subcommand)]
+    Migrate(migrate::MigrateCommand),
 }
 
 #[derive(Args, Debug)]
@@ -354,6 +358,7 @@ fn run(cli: &Cli) -> CliResult<String> {
         }
         Command::Kek(KekCommand::Prune) => admin::kek_prune(&cli.config),
         Command::Check => admin::check(&load_config(&cli.config)?),
+        Command::Migrate(cmd) => migrate::run(cli, cmd),
         Command::Secret(cmd) => {
             let store = open_store(&cli.config)?;
             secret_command(cli, &store, &context(cli)?, cmd)
@@ -759,6 +764,15 @@ pub fn progress(message: &str) {
     let mut err = std::io::stderr();
     if err.is_terminal() {
         let _ = write!(err, "\r{message}\x1b[K");
+        let _ = err.flush();
+    }
+}
+
+/// Clears a progress line so other output starts on a clean line.
+pub fn progress_clear() {
+    let mut err = std::io::stderr();
+    if err.is_terminal() {
+        let _ = write!(err, "\r\x1b[K");
         let _ = err.flush();
     }
 }
