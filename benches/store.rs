@@ -126,7 +126,7 @@ fn list_page(c: &mut Criterion) {
             stored: None,
         })
         .collect();
-    store.catalog().apply(batch).unwrap();
+    store.operator().danger_catalog().apply(batch).unwrap();
     let query = ListQuery {
         name: Some("app-517".into()),
         ..ListQuery::default()

@@ -3,15 +3,18 @@
 //! `keywarden.toml`.
 
 use std::collections::BTreeMap;
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer};
 use zeroize::Zeroizing;
 
-use crate::backend::MasterKek;
+use crate::backend::{DangerFixedKey, KeyManager, MasterKek, SimpleCrypto};
+use crate::catalog::Catalog;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::BackendId;
+use crate::secret::SecretBytes;
 
 /// Barbican's `max_allowed_secret_in_bytes` since Xena.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 20_000;
@@ -54,6 +57,34 @@ pub enum BackendConfig {
         #[serde(default)]
         retired_master_keks: Vec<MasterKek>,
     },
+    /// The legacy ConfKeyManager: one hex key, served under the all-zeros
+    /// id. Insecure; only for reading volumes made before a key manager.
+    #[serde(rename = "danger_fixed_key")]
+    DangerFixedKey {
+        #[serde(deserialize_with = "hex_key")]
+        fixed_key: SecretBytes,
+    },
+}
+
+impl BackendConfig {
+    /// The backend this entry describes, over `catalog` (where crypto
+    /// backends keep their wrapped project KEKs).
+    pub fn build(&self, id: &BackendId, catalog: Arc<dyn Catalog>) -> Arc<dyn KeyManager> {
+        match self {
+            BackendConfig::SimpleCrypto {
+                master_kek,
+                retired_master_keks,
+            } => Arc::new(SimpleCrypto::new(
+                id.clone(),
+                master_kek,
+                retired_master_keks,
+                catalog,
+            )),
+            BackendConfig::DangerFixedKey { fixed_key } => {
+                Arc::new(DangerFixedKey::new(id.clone(), fixed_key.clone()))
+            }
+        }
+    }
 }
 
 /// Where the catalog lives.
@@ -123,44 +154,55 @@ impl Config {
     /// Renders the config as TOML. The text holds master KEKs: it is wiped
     /// when dropped and belongs only in a file of mode 0600.
     pub fn to_toml(&self) -> Zeroizing<String> {
-        let mut out = String::new();
-        out.push_str(&format!("endpoint = {}\n", toml_str(&self.endpoint)));
-        out.push_str(&format!("catalog = {}\n", toml_str(&self.catalog)));
-        out.push_str(&format!(
-            "default_backend = {}\n",
+        // Written straight into the wiped buffer, reserved up front so it
+        // never reallocates and leaves copies of the keys behind.
+        let mut out = Zeroizing::new(String::with_capacity(4096 + 256 * self.backends.len()));
+        let _ = writeln!(out, "endpoint = {}", toml_str(&self.endpoint));
+        let _ = writeln!(out, "catalog = {}", toml_str(&self.catalog));
+        let _ = writeln!(
+            out,
+            "default_backend = {}",
             toml_str(self.default_backend.as_str())
-        ));
-        out.push_str(&format!("max_payload_bytes = {}\n", self.max_payload_bytes));
+        );
+        let _ = writeln!(out, "max_payload_bytes = {}", self.max_payload_bytes);
         if let Some(p) = &self.policy_file {
-            out.push_str(&format!(
-                "policy_file = {}\n",
-                toml_str(&p.display().to_string())
-            ));
+            let _ = writeln!(out, "policy_file = {}", toml_str(&p.display().to_string()));
         }
         for (id, backend) in &self.backends {
-            out.push_str(&format!("\n[backends.{}]\n", toml_str(id.as_str())));
+            let _ = writeln!(out, "\n[backends.{}]", toml_str(id.as_str()));
             match backend {
                 BackendConfig::SimpleCrypto {
                     master_kek,
                     retired_master_keks,
                 } => {
-                    out.push_str("kind = \"simple_crypto\"\n");
-                    out.push_str(&format!(
-                        "master_kek = \"{}\"\n",
-                        master_kek.to_base64().as_str()
-                    ));
-                    out.push_str("retired_master_keks = [");
+                    out.push_str("kind = \"simple_crypto\"\nmaster_kek = \"");
+                    out.push_str(&master_kek.to_base64());
+                    out.push_str("\"\nretired_master_keks = [");
                     for (i, k) in retired_master_keks.iter().enumerate() {
-                        if i > 0 {
-                            out.push_str(", ");
-                        }
-                        out.push_str(&format!("\"{}\"", k.to_base64().as_str()));
+                        out.push_str(if i > 0 { ", \"" } else { "\"" });
+                        out.push_str(&k.to_base64());
+                        out.push('"');
                     }
                     out.push_str("]\n");
                 }
+                BackendConfig::DangerFixedKey { fixed_key } => {
+                    out.push_str("kind = \"danger_fixed_key\"\nfixed_key = \"");
+                    for b in fixed_key.expose_secret() {
+                        let _ = write!(out, "{b:02x}");
+                    }
+                    out.push_str("\"\n");
+                }
             }
         }
-        Zeroizing::new(out)
+        out
+    }
+
+    /// The master KEK of a simple_crypto backend.
+    pub fn master_kek(&self, backend: &BackendId) -> Option<&MasterKek> {
+        match self.backends.get(backend)? {
+            BackendConfig::SimpleCrypto { master_kek, .. } => Some(master_kek),
+            _ => None,
+        }
     }
 
     /// Where the catalog is.
@@ -234,6 +276,11 @@ impl<'de> Deserialize<'de> for MasterKek {
     }
 }
 
+fn hex_key<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<SecretBytes, D::Error> {
+    let text = Zeroizing::new(String::deserialize(d)?);
+    crate::backend::fixed::parse_hex_key(&text).map_err(|e| serde::de::Error::custom(e.context()))
+}
+
 impl<'de> Deserialize<'de> for BackendId {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let text = String::deserialize(d)?;
@@ -263,20 +310,15 @@ mod tests {
             back.catalog_location().unwrap(),
             CatalogLocation::Sqlite(PathBuf::from("/etc/kw/keywarden.db"))
         );
-        let (
-            BackendConfig::SimpleCrypto { master_kek: a, .. },
-            BackendConfig::SimpleCrypto { master_kek: b, .. },
-        ) = (
-            &c.backends[&c.default_backend],
-            &back.backends[&back.default_backend],
-        );
+        let a = c.master_kek(&c.default_backend).unwrap();
+        let b = back.master_kek(&back.default_backend).unwrap();
         assert_eq!(a.expose_secret(), b.expose_secret());
     }
 
     #[test]
     fn debug_never_shows_the_master_kek() {
         let c = Config::generate("x.db").unwrap();
-        let BackendConfig::SimpleCrypto { master_kek, .. } = &c.backends[&c.default_backend];
+        let master_kek = c.master_kek(&c.default_backend).unwrap();
         let b64 = master_kek.to_base64();
         let shown = format!("{c:?}");
         assert!(!shown.contains(b64.as_str()));

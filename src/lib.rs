@@ -8,6 +8,7 @@ pub mod context;
 pub(crate) mod crypto;
 pub mod error;
 pub mod keygen;
+pub mod migration;
 pub mod model;
 pub mod payload;
 pub mod policy;

@@ -21,7 +21,7 @@ macro_rules! uuid_id {
                 $name(uuid::Uuid::new_v4())
             }
 
-            pub fn from_uuid(u: uuid::Uuid) -> Self {
+            pub const fn from_uuid(u: uuid::Uuid) -> Self {
                 $name(u)
             }
 
@@ -368,20 +368,20 @@ pub struct Consumer {
 pub enum ManagedObject {
     /// Raw key bytes (castellan format `RAW`).
     SymmetricKey {
-        algorithm: String,
-        bit_length: u32,
+        algorithm: Option<String>,
+        bit_length: Option<u32>,
         key: SecretBytes,
     },
     /// PKCS#8 (castellan format `PKCS8`; we keep what was stored, PEM or DER).
     PrivateKey {
-        algorithm: String,
-        bit_length: u32,
+        algorithm: Option<String>,
+        bit_length: Option<u32>,
         key: SecretBytes,
     },
     /// SubjectPublicKeyInfo (PEM or DER).
     PublicKey {
-        algorithm: String,
-        bit_length: u32,
+        algorithm: Option<String>,
+        bit_length: Option<u32>,
         key: SecretBytes,
     },
     /// An X.509 certificate (PEM or DER).
@@ -423,32 +423,30 @@ impl ManagedObject {
         }
     }
 
-    /// (algorithm, bit length) for keys.
-    pub fn key_info(&self) -> Option<(&str, u32)> {
+    /// The key algorithm (keys only).
+    pub fn algorithm(&self) -> Option<&str> {
         match self {
-            ManagedObject::SymmetricKey {
-                algorithm,
-                bit_length,
-                ..
-            }
-            | ManagedObject::PrivateKey {
-                algorithm,
-                bit_length,
-                ..
-            }
-            | ManagedObject::PublicKey {
-                algorithm,
-                bit_length,
-                ..
-            } => Some((algorithm, *bit_length)),
+            ManagedObject::SymmetricKey { algorithm, .. }
+            | ManagedObject::PrivateKey { algorithm, .. }
+            | ManagedObject::PublicKey { algorithm, .. } => algorithm.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The key length in bits (keys only).
+    pub fn bit_length(&self) -> Option<u32> {
+        match self {
+            ManagedObject::SymmetricKey { bit_length, .. }
+            | ManagedObject::PrivateKey { bit_length, .. }
+            | ManagedObject::PublicKey { bit_length, .. } => *bit_length,
             _ => None,
         }
     }
 
     /// Rebuilds an object from stored metadata and payload.
     pub fn from_parts(meta: &SecretMeta, bytes: SecretBytes) -> Self {
-        let algorithm = meta.algorithm.clone().unwrap_or_default();
-        let bit_length = meta.bit_length.unwrap_or(0);
+        let algorithm = meta.algorithm.clone();
+        let bit_length = meta.bit_length;
         match meta.secret_type {
             SecretType::Symmetric => ManagedObject::SymmetricKey {
                 algorithm,
@@ -500,8 +498,8 @@ mod tests {
     #[test]
     fn managed_object_debug_hides_material() {
         let key = ManagedObject::SymmetricKey {
-            algorithm: "AES".into(),
-            bit_length: 128,
+            algorithm: Some("AES".into()),
+            bit_length: Some(128),
             key: SecretBytes::copy_from(&[0xAB; 16]),
         };
         let shown = format!("{key:?}");

@@ -10,7 +10,7 @@ use keywarden::ErrorKind;
 use keywarden::backend::{MasterKek, SimpleCrypto};
 use keywarden::catalog::{Catalog, SqliteCatalog};
 use keywarden::config::{BackendConfig, Config};
-use keywarden::model::{BackendId, ProjectId};
+use keywarden::model::BackendId;
 use keywarden::store::{NewSecret, SecretStore};
 
 fn secret(payload: &str) -> NewSecret {
@@ -180,9 +180,11 @@ fn master_kek_rotation_rewraps_without_touching_secrets() {
         .collect::<Result<_, _>>()
         .unwrap();
 
-    let BackendConfig::SimpleCrypto {
-        master_kek: old, ..
-    } = f.config.backends[&f.config.default_backend].clone();
+    let old = f
+        .config
+        .master_kek(&f.config.default_backend)
+        .unwrap()
+        .clone();
     let new = MasterKek::generate().unwrap();
     let mut rotated: Config = f.config.clone();
     rotated.backends.insert(
@@ -200,7 +202,10 @@ fn master_kek_rotation_rewraps_without_touching_secrets() {
     );
     let backend_ids = store.backend_ids();
     assert_eq!(backend_ids.0.len(), 1);
-    let n = store.rewrap_project_keks(&rotated.default_backend).unwrap();
+    let n = store
+        .operator()
+        .rewrap_project_keks(&rotated.default_backend)
+        .unwrap();
     assert_eq!(n, 3);
 
     // The old KEK can now be pruned: the new one alone opens everything.
@@ -244,9 +249,7 @@ fn projects_on_two_backends_and_a_moved_project() {
     let pa = admin("project-a");
     let pb = admin("project-b");
     let soft_b = BackendId::new("soft-b").unwrap();
-    store
-        .set_project_backend(&pa, &ProjectId::new("project-b").unwrap(), &soft_b)
-        .unwrap();
+    store.set_project_backend(&pb, &soft_b).unwrap();
 
     let on_a = store.store_secret(&pa, secret("on a")).unwrap();
     let on_b = store.store_secret(&pb, secret("on b")).unwrap();
@@ -258,17 +261,10 @@ fn projects_on_two_backends_and_a_moved_project() {
         store.secret(&pb, &on_b).unwrap().backend_id.as_str(),
         "soft-b"
     );
-    assert_eq!(
-        store
-            .project_backend(&pa, &ProjectId::new("project-b").unwrap())
-            .unwrap(),
-        (soft_b.clone(), true)
-    );
+    assert_eq!(store.project_backend(&pb).unwrap(), (soft_b.clone(), true));
 
     // Move project-a to soft-b: new secrets go there, old ones stay readable.
-    store
-        .set_project_backend(&pa, &ProjectId::new("project-a").unwrap(), &soft_b)
-        .unwrap();
+    store.set_project_backend(&pa, &soft_b).unwrap();
     let later = store.store_secret(&pa, secret("later")).unwrap();
     assert_eq!(
         store.secret(&pa, &later).unwrap().backend_id.as_str(),
@@ -284,32 +280,27 @@ fn projects_on_two_backends_and_a_moved_project() {
     );
 
     // Clearing the mapping falls back to the global default.
-    store
-        .clear_project_backend(&pa, &ProjectId::new("project-a").unwrap())
-        .unwrap();
+    store.clear_project_backend(&pa).unwrap();
     assert_eq!(
-        store
-            .project_backend(&pa, &ProjectId::new("project-a").unwrap())
-            .unwrap(),
+        store.project_backend(&pa).unwrap(),
         (BackendId::new("soft-a").unwrap(), false)
     );
     let unknown = BackendId::new("nope").unwrap();
     assert_eq!(
-        store
-            .set_project_backend(&pa, &ProjectId::new("project-a").unwrap(), &unknown)
-            .unwrap_err()
-            .kind(),
+        store.set_project_backend(&pa, &unknown).unwrap_err().kind(),
         ErrorKind::Config
     );
-    // A non-admin may not move projects.
+    // A non-admin may not move projects, and an admin only moves their own:
+    // project-b's mapping is untouched by project-a's calls.
     let creator = common::ctx("u", "project-a", &["creator"]);
     assert_eq!(
         store
-            .set_project_backend(&creator, &ProjectId::new("project-a").unwrap(), &soft_b)
+            .set_project_backend(&creator, &soft_b)
             .unwrap_err()
             .kind(),
         ErrorKind::PermissionDenied
     );
+    assert_eq!(store.project_backend(&pb).unwrap(), (soft_b.clone(), true));
 
     // Each backend's project KEKs are wrapped by its own master KEK: swapping
     // the master KEKs is refused at open.
@@ -336,4 +327,60 @@ fn projects_on_two_backends_and_a_moved_project() {
         .default_backend(BackendId::new("soft-a").unwrap())
         .build();
     assert_eq!(swapped.unwrap_err().kind(), ErrorKind::Integrity);
+}
+
+#[test]
+fn running_instance_writes_readable_secrets_after_a_restore() {
+    // Two catalogs under one config: the same master KEK, different project KEKs.
+    let a = Fixture::new();
+    let other_dir = tempfile::tempdir().unwrap();
+    let mut other_config = a.config.clone();
+    other_config.catalog = format!("sqlite:{}", other_dir.path().join("b.db").display());
+    let b = SecretStore::open(&other_config).unwrap();
+    let c = admin("p1");
+    let in_a = a.store.store_secret(&c, secret("written to a")).unwrap();
+    let in_b = b.store_secret(&c, secret("written to b")).unwrap();
+    drop(b);
+
+    // Replace a's catalog with b's while a's store keeps running (and caching).
+    SqliteCatalog::open(a.db_path())
+        .unwrap()
+        .restore_from(other_dir.path().join("b.db"), |_, _| {})
+        .unwrap();
+    assert_eq!(
+        a.store.payload(&c, &in_a).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        a.store.payload(&c, &in_b).unwrap().bytes.expose_secret(),
+        b"written to b"
+    );
+    let after = a.store.store_secret(&c, secret("written after")).unwrap();
+
+    // A fresh process reads everything the running one wrote.
+    let fresh = a.reopen();
+    assert_eq!(
+        fresh.payload(&c, &after).unwrap().bytes.expose_secret(),
+        b"written after"
+    );
+    assert_eq!(
+        fresh.payload(&c, &in_b).unwrap().bytes.expose_secret(),
+        b"written to b"
+    );
+}
+
+#[test]
+fn a_secret_cannot_reference_a_kek_the_catalog_lacks() {
+    let f = Fixture::new();
+    let c = admin("p1");
+    let id = f.store.store_secret(&c, secret("x")).unwrap();
+    let e = raw(&f)
+        .execute(
+            "UPDATE secrets SET kek_id = 'not-a-kek' WHERE id = ?1",
+            [id.to_string()],
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("FOREIGN KEY"), "{e}");
+    let e = raw(&f).execute("DELETE FROM project_keks", []).unwrap_err();
+    assert!(e.to_string().contains("FOREIGN KEY"), "{e}");
 }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use common::{Fixture, admin, ctx};
 use keywarden::backend::MasterKek;
-use keywarden::config::{BackendConfig, Config};
+use keywarden::config::Config;
 use keywarden::model::{ContentType, ManagedObject, Payload};
 use keywarden::payload;
 use keywarden::secret::SecretBytes;
@@ -37,18 +37,18 @@ fn debug_of_every_key_holding_type_is_redacted() {
     assert_hidden(&format!("{:?}", payload::encode(&payload)), bytes);
     for obj in [
         ManagedObject::SymmetricKey {
-            algorithm: "AES".into(),
-            bit_length: 192,
+            algorithm: Some("AES".into()),
+            bit_length: Some(192),
             key: sb.clone(),
         },
         ManagedObject::PrivateKey {
-            algorithm: "RSA".into(),
-            bit_length: 2048,
+            algorithm: Some("RSA".into()),
+            bit_length: Some(2048),
             key: sb.clone(),
         },
         ManagedObject::PublicKey {
-            algorithm: "RSA".into(),
-            bit_length: 2048,
+            algorithm: Some("RSA".into()),
+            bit_length: Some(2048),
             key: sb.clone(),
         },
         ManagedObject::X509Certificate { data: sb.clone() },
@@ -87,8 +87,7 @@ fn debug_of_every_key_holding_type_is_redacted() {
 #[test]
 fn store_debug_shows_no_master_kek() {
     let f = Fixture::new();
-    let BackendConfig::SimpleCrypto { master_kek, .. } =
-        &f.config.backends[&f.config.default_backend];
+    let master_kek = f.config.master_kek(&f.config.default_backend).unwrap();
     let shown = format!("{:?}", f.store);
     assert!(!shown.contains(master_kek.to_base64().as_str()), "{shown}");
     assert_hidden(&shown, master_kek.expose_secret());

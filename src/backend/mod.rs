@@ -11,8 +11,10 @@ use crate::keygen;
 use crate::model::{BackendId, KeySpec, ProjectId, SecretId};
 use crate::secret::SecretBytes;
 
+pub mod fixed;
 pub mod simple_crypto;
 
+pub use fixed::{DangerFixedKey, FIXED_KEY_ID};
 pub use simple_crypto::{MasterKek, SimpleCrypto};
 
 /// Which secret an operation is about: the backend binds its output to both.
@@ -26,11 +28,32 @@ pub struct Scope<'a> {
 /// remote object id, or whatever the backend needs to find the material again.
 /// Untrusted when read back: the backend authenticates it.
 #[derive(Clone, PartialEq, Eq)]
-pub struct StoredSecret(pub Vec<u8>);
+pub struct StoredSecret {
+    pub bytes: Vec<u8>,
+    /// The project KEK that encrypted `bytes`, for crypto backends. The
+    /// catalog keeps it as a reference to that KEK's row, so a secret can
+    /// never be written under a KEK the catalog does not hold.
+    pub kek_id: Option<String>,
+}
+
+impl StoredSecret {
+    /// Something kept without a KEK (a remote id, or nothing at all).
+    pub fn plain(bytes: Vec<u8>) -> Self {
+        StoredSecret {
+            bytes,
+            kek_id: None,
+        }
+    }
+}
 
 impl Debug for StoredSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "StoredSecret({} bytes)", self.0.len())
+        write!(
+            f,
+            "StoredSecret({} bytes, kek {:?})",
+            self.bytes.len(),
+            self.kek_id
+        )
     }
 }
 
@@ -116,6 +139,12 @@ pub trait KeyManager: Send + Sync + Debug {
     /// Checks that the configured keys open what the catalog holds for this
     /// backend. Called when a store is opened.
     fn verify(&self) -> Result<KekReport>;
+
+    /// True for the legacy fixed-key backend, which serves its one key under
+    /// the all-zeros id instead of keeping secrets.
+    fn serves_fixed_id(&self) -> bool {
+        false
+    }
 
     /// Rewraps this backend's project KEKs under its active master KEK.
     /// Secrets are not re-encrypted.

@@ -88,6 +88,8 @@ struct MasterEntry {
 
 struct ProjectKey {
     kek_id: String,
+    /// The wrapped form it was opened from, to notice a changed catalog row.
+    wrapped: Vec<u8>,
     seal: SealKey,
 }
 
@@ -149,6 +151,7 @@ impl SimpleCrypto {
         }
         Ok(ProjectKey {
             kek_id: wrapped.kek_id.clone(),
+            wrapped: wrapped.wrapped.clone(),
             seal: SealKey::derive(raw.expose_secret(), b"keywarden secret payload"),
         })
     }
@@ -184,26 +187,42 @@ impl SimpleCrypto {
         key
     }
 
-    /// The project's KEK, made (once, across instances) on first use.
-    fn project_key(&self, project: &ProjectId, create: bool) -> Result<Arc<ProjectKey>> {
-        if let Some(k) = self.cached(project) {
-            return Ok(k);
-        }
+    /// The project's current KEK as the catalog holds it, made (once,
+    /// across instances) on first use. Read from the catalog on every store,
+    /// so an instance never encrypts under a KEK the catalog no longer holds
+    /// (after a restore, say); unwrapped only when it changed.
+    fn current_key(&self, project: &ProjectId) -> Result<Arc<ProjectKey>> {
         let wrapped = match self.keks.project_kek(&self.id, project)? {
             Some(w) => w,
-            None if create => {
+            None => {
                 let fresh = self.wrap_new_kek(project)?;
                 let stored = self.keks.insert_project_kek(&self.id, project, fresh)?;
                 tracing::info!(backend = %self.id, project = %project, kek_id = %stored.kek_id, "project KEK ready");
                 stored
             }
-            None => {
-                return Err(Error::new(
-                    ErrorKind::Integrity,
-                    format!("no project KEK for {project} in backend {}", self.id),
-                ));
-            }
         };
+        if let Some(k) = self.cached(project)
+            && k.kek_id == wrapped.kek_id
+            && k.wrapped == wrapped.wrapped
+        {
+            return Ok(k);
+        }
+        let key = self.unwrap_kek(project, &wrapped)?;
+        Ok(self.remember(project, key))
+    }
+
+    /// The KEK `kek_id` of `project`, from the cache when it is there.
+    fn key_for_read(&self, project: &ProjectId, kek_id: &str) -> Result<Arc<ProjectKey>> {
+        if let Some(k) = self.cached(project)
+            && k.kek_id == kek_id
+        {
+            return Ok(k);
+        }
+        let wrapped = self
+            .keks
+            .project_kek(&self.id, project)?
+            .filter(|w| w.kek_id == kek_id)
+            .ok_or_else(Error::integrity)?;
         let key = self.unwrap_kek(project, &wrapped)?;
         Ok(self.remember(project, key))
     }
@@ -229,18 +248,22 @@ impl KeyManager for SimpleCrypto {
     }
 
     fn store(&self, scope: Scope<'_>, material: &SecretBytes) -> Result<StoredSecret> {
-        let key = self.project_key(scope.project_id, true)?;
-        let env = key.seal.seal(
+        let key = self.current_key(scope.project_id)?;
+        let bytes = key.seal.seal(
             &self.secret_binding(&scope, &key.kek_id),
             material.expose_secret(),
         )?;
-        Ok(StoredSecret(env))
+        Ok(StoredSecret {
+            bytes,
+            kek_id: Some(key.kek_id.clone()),
+        })
     }
 
     fn retrieve(&self, scope: Scope<'_>, stored: &StoredSecret) -> Result<SecretBytes> {
-        let key = self.project_key(scope.project_id, false)?;
+        let kek_id = stored.kek_id.as_deref().ok_or_else(Error::integrity)?;
+        let key = self.key_for_read(scope.project_id, kek_id)?;
         key.seal
-            .open(&self.secret_binding(&scope, &key.kek_id), &stored.0)
+            .open(&self.secret_binding(&scope, &key.kek_id), &stored.bytes)
     }
 
     fn delete(&self, _scope: Scope<'_>, _stored: &StoredSecret) -> Result<()> {

@@ -234,6 +234,11 @@ pub trait Catalog: KekStore + Debug {
     /// Applies every write or none. The call returns once the batch is durable.
     fn apply(&self, batch: Vec<Write>) -> Result<()>;
 
+    /// Applies each batch all-or-nothing on its own, in few transactions:
+    /// one outcome per batch, in order. For bulk work (migrations) where one
+    /// failing item must not hold back the others.
+    fn apply_each(&self, batches: Vec<Vec<Write>>) -> Vec<Result<()>>;
+
     /// The secret `id` as seen by `caller`; with `with_stored`, its ciphertext too.
     fn secret(
         &self,
@@ -277,4 +282,8 @@ pub trait Catalog: KekStore + Debug {
     fn project_backends(&self) -> Result<Vec<(ProjectId, BackendId)>>;
 
     fn counts(&self) -> Result<Counts>;
+
+    /// Deletes every secret that expired before `now` (with its ciphertext,
+    /// ACL and consumers); returns how many.
+    fn purge_expired(&self, now: Timestamp) -> Result<u64>;
 }

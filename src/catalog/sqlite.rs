@@ -45,6 +45,9 @@ CREATE TABLE secrets (
     creator_id TEXT NOT NULL,
     backend_id TEXT NOT NULL,
     stored BLOB,
+    -- The project KEK that encrypted `stored` (crypto backends): a secret
+    -- can never be written under a KEK this catalog does not hold.
+    kek_id TEXT REFERENCES project_keks (kek_id),
     read_project_access INTEGER NOT NULL DEFAULT 1,
     CHECK ((content_type IS NULL) = (stored IS NULL))
 );
@@ -205,6 +208,9 @@ impl SqliteCatalog {
         let mut conn = lock(&self.writer);
         {
             let backup = rusqlite::backup::Backup::new(&src, &mut conn)?;
+            // Another process holding the database busy: wait as a writer
+            // would, then give up rather than block this process's writers.
+            let deadline = std::time::Instant::now() + self.options.busy_timeout;
             loop {
                 let more = backup.step(256)?;
                 let p = backup.progress();
@@ -214,8 +220,11 @@ impl SqliteCatalog {
                 match more {
                     rusqlite::backup::StepResult::Done => break,
                     rusqlite::backup::StepResult::More => {}
-                    rusqlite::backup::StepResult::Busy | rusqlite::backup::StepResult::Locked => {
-                        std::thread::sleep(Duration::from_millis(50));
+                    _ if std::time::Instant::now() >= deadline => {
+                        return Err(Error::new(
+                            ErrorKind::Unavailable,
+                            "the catalog stayed busy; nothing was restored, stop its writers and retry",
+                        ));
                     }
                     _ => std::thread::sleep(Duration::from_millis(50)),
                 }
@@ -224,7 +233,9 @@ impl SqliteCatalog {
         // Readers in the pool may hold a stale schema cache; start afresh.
         lock(&self.readers).clear();
         conn.flush_prepared_statement_cache();
-        Ok(())
+        // The backup may come from an older keywarden: bring it up to date
+        // (or refuse one from a newer keywarden).
+        migrate(&mut conn)
     }
 
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
@@ -239,22 +250,36 @@ impl SqliteCatalog {
 
     /// Group commit: queue the batch, then drain the queue while holding the
     /// write connection (ours may already have been committed by another).
-    fn submit(&self, batch: Vec<Write>) -> Result<()> {
-        let (done, outcome) = sync_channel(1);
-        lock(&self.queue).push_back(Job { batch, done });
+    fn submit(&self, batches: Vec<Vec<Write>>) -> Vec<Result<()>> {
+        let mut waiting = Vec::with_capacity(batches.len());
+        {
+            // Queued together, so they commit together unless another
+            // writer's group picks some of them up first.
+            let mut queue = lock(&self.queue);
+            for batch in batches {
+                let (done, outcome) = sync_channel(1);
+                queue.push_back(Job { batch, done });
+                waiting.push(outcome);
+            }
+        }
         {
             let mut conn = lock(&self.writer);
             let jobs: Vec<Job> = lock(&self.queue).drain(..).collect();
             if !jobs.is_empty() {
-                run_jobs(&mut conn, jobs);
+                run_jobs(&mut conn, jobs, self.options.busy_timeout);
             }
         }
-        outcome.recv().unwrap_or_else(|_| {
-            Err(Error::new(
-                ErrorKind::Storage,
-                "catalog writer stopped before reporting",
-            ))
-        })
+        waiting
+            .into_iter()
+            .map(|outcome| {
+                outcome.recv().unwrap_or_else(|_| {
+                    Err(Error::new(
+                        ErrorKind::Storage,
+                        "catalog writer stopped before reporting",
+                    ))
+                })
+            })
+            .collect()
     }
 }
 
@@ -319,47 +344,107 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     Ok(())
 }
 
-fn run_jobs(conn: &mut Connection, jobs: Vec<Job>) {
-    let outcomes = match run_in_transaction(conn, &jobs) {
-        Ok(outcomes) => outcomes,
-        Err(e) => {
-            // The commit failed: nothing in this group is durable.
-            let kind = e.kind();
-            let context = e.context().to_owned();
-            jobs.iter()
-                .map(|_| Err(Error::new(kind, context.clone())))
-                .collect()
+/// After a delete: copy the WAL into the database file (where
+/// `secure_delete` has zeroed the freed pages) and truncate it, so the
+/// deleted ciphertext does not linger in old WAL frames. Best effort: when
+/// readers are busy it is left to the next checkpoint.
+fn scrub_wal(conn: &Connection, busy_timeout: Duration) {
+    let _ = conn.busy_timeout(Duration::ZERO);
+    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+    let _ = conn.busy_timeout(busy_timeout);
+}
+
+/// What happened to one group transaction.
+enum GroupOutcome {
+    /// Committed: each job's own outcome (failed jobs were rolled back to
+    /// their savepoint and left nothing behind).
+    Committed(Vec<Result<()>>),
+    /// Job `culprit` failed in a way that made SQLite roll back the whole
+    /// transaction (disk full, I/O error): nothing in the group is durable.
+    RolledBack { culprit: usize, error: Error },
+}
+
+fn run_jobs(conn: &mut Connection, jobs: Vec<Job>, busy_timeout: Duration) {
+    let mut pending = jobs;
+    while !pending.is_empty() {
+        match run_group(conn, &pending) {
+            Ok(GroupOutcome::Committed(outcomes)) => {
+                let deleted = pending.iter().zip(&outcomes).any(|(job, outcome)| {
+                    outcome.is_ok()
+                        && job
+                            .batch
+                            .iter()
+                            .any(|w| matches!(w, Write::DeleteSecret { .. }))
+                });
+                if deleted {
+                    scrub_wal(conn, busy_timeout);
+                }
+                for (job, outcome) in pending.drain(..).zip(outcomes) {
+                    // The waiter may have given up; nothing to do then.
+                    let _ = job.done.send(outcome);
+                }
+            }
+            Ok(GroupOutcome::RolledBack { culprit, error }) => {
+                // Fail the batch that broke the transaction, run the rest again.
+                let job = pending.remove(culprit);
+                let _ = job.done.send(Err(error));
+            }
+            Err(e) => {
+                // BEGIN or COMMIT failed: nothing in this group is durable.
+                let kind = e.kind();
+                let shared = std::sync::Arc::new(e);
+                for job in pending.drain(..) {
+                    let err = Error::new(kind, "the catalog could not commit this write")
+                        .with_source(shared.clone());
+                    let _ = job.done.send(Err(err));
+                }
+            }
         }
-    };
-    for (job, outcome) in jobs.into_iter().zip(outcomes) {
-        // The waiter may have given up; nothing to do then.
-        let _ = job.done.send(outcome);
     }
 }
 
-fn run_in_transaction(conn: &mut Connection, jobs: &[Job]) -> Result<Vec<Result<()>>> {
-    let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+fn run_group(conn: &Connection, jobs: &[Job]) -> Result<GroupOutcome> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
     let mut outcomes = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        let sp = tx.savepoint()?;
-        let outcome = job.batch.iter().try_for_each(|w| apply_write(&sp, w));
-        match outcome {
-            Ok(()) => sp.commit()?,
-            Err(_) => drop(sp), // rolls back this batch only
+    for (i, job) in jobs.iter().enumerate() {
+        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(e.into());
+        }
+        let outcome = match job.batch.iter().try_for_each(|w| apply_write(conn, w)) {
+            // SQLite already rolled the whole transaction back.
+            Err(error) if conn.is_autocommit() => {
+                return Ok(GroupOutcome::RolledBack { culprit: i, error });
+            }
+            other => other,
+        };
+        let end = if outcome.is_ok() {
+            "RELEASE job"
+        } else {
+            "ROLLBACK TO job; RELEASE job"
+        };
+        if let Err(e) = conn.execute_batch(end) {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(e.into());
         }
         outcomes.push(outcome);
     }
-    tx.commit()?;
-    Ok(outcomes)
+    if let Err(e) = conn.execute_batch("COMMIT") {
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        return Err(e.into());
+    }
+    Ok(GroupOutcome::Committed(outcomes))
 }
 
 fn apply_write(c: &Connection, w: &Write) -> Result<()> {
     match w {
         Write::InsertSecret { meta, stored } => {
-            let inserted = c.prepare_cached(
-                "INSERT OR IGNORE INTO secrets (id, project_id, name, algorithm, bit_length, mode, secret_type,
-                 expiration, created, updated, status, content_type, creator_id, backend_id, stored)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            c.prepare_cached(
+                "INSERT INTO secrets (id, project_id, name, algorithm, bit_length, mode, secret_type,
+                 expiration, created, updated, status, content_type, creator_id, backend_id, stored, kek_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             )?
             .execute(params![
                 meta.id.to_string(),
@@ -376,14 +461,13 @@ fn apply_write(c: &Connection, w: &Write) -> Result<()> {
                 meta.content_type.map(ContentType::as_str),
                 meta.creator_id.as_str(),
                 meta.backend_id.as_str(),
-                stored.as_ref().map(|s| s.0.as_slice()),
-            ])?;
-            if inserted == 0 {
-                return Err(Error::new(
-                    ErrorKind::Conflict,
-                    format!("secret {} already exists", meta.id),
-                ));
-            }
+                stored.as_ref().map(|s| s.bytes.as_slice()),
+                stored.as_ref().and_then(|s| s.kek_id.as_deref()),
+            ])
+            .map_err(|e| match unique_violation(&e) {
+                true => Error::new(ErrorKind::Conflict, format!("secret {} already exists", meta.id)),
+                false => kek_violation(e),
+            })?;
         }
         Write::SetPayload {
             id,
@@ -393,15 +477,17 @@ fn apply_write(c: &Connection, w: &Write) -> Result<()> {
         } => {
             let n = c
                 .prepare_cached(
-                    "UPDATE secrets SET content_type = ?2, stored = ?3, updated = ?4
+                    "UPDATE secrets SET content_type = ?2, stored = ?3, kek_id = ?5, updated = ?4
                      WHERE id = ?1 AND stored IS NULL",
                 )?
                 .execute(params![
                     id.to_string(),
                     content_type.as_str(),
-                    stored.0,
-                    updated.unix()
-                ])?;
+                    stored.bytes,
+                    updated.unix(),
+                    stored.kek_id,
+                ])
+                .map_err(kek_violation)?;
             if n == 0 {
                 return Err(if secret_exists(c, id)? {
                     Error::new(
@@ -558,6 +644,33 @@ fn apply_write(c: &Connection, w: &Write) -> Result<()> {
         },
     }
     Ok(())
+}
+
+/// A UNIQUE or PRIMARY KEY violation: the row is already there.
+fn unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+    )
+}
+
+/// A secret written under a KEK the catalog does not hold (a running
+/// instance whose KEK row was replaced, e.g. by a restore).
+fn kek_violation(e: rusqlite::Error) -> Error {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY =>
+        {
+            Error::new(
+                ErrorKind::Conflict,
+                "the project KEK this secret was encrypted under is not in the catalog; retry",
+            )
+            .with_source(e)
+        }
+        _ => e.into(),
+    }
 }
 
 fn secret_exists(c: &Connection, id: &SecretId) -> Result<bool> {
@@ -739,7 +852,16 @@ impl Catalog for SqliteCatalog {
         if batch.is_empty() {
             return Ok(());
         }
-        self.submit(batch)
+        self.submit(vec![batch]).pop().unwrap_or_else(|| {
+            Err(Error::new(
+                ErrorKind::Storage,
+                "catalog writer lost a batch",
+            ))
+        })
+    }
+
+    fn apply_each(&self, batches: Vec<Vec<Write>>) -> Vec<Result<()>> {
+        self.submit(batches)
     }
 
     fn secret(
@@ -752,7 +874,7 @@ impl Catalog for SqliteCatalog {
             let sql = format!(
                 "SELECT {SECRET_COLUMNS}, read_project_access,
                    EXISTS (SELECT 1 FROM secret_acl_users a WHERE a.secret_id = s.id AND a.user_id = ?2),
-                   CASE WHEN ?3 THEN stored END
+                   CASE WHEN ?3 THEN stored END, kek_id
                  FROM secrets s WHERE id = ?1"
             );
             let mut stmt = c.prepare_cached(&sql)?;
@@ -765,7 +887,15 @@ impl Catalog for SqliteCatalog {
                 project_access: r.get(14)?,
                 caller_listed: r.get(15)?,
             };
-            let stored = r.get::<_, Option<Vec<u8>>>(16)?.map(StoredSecret);
+            let stored = r
+                .get::<_, Option<Vec<u8>>>(16)?
+                .map(|bytes| -> Result<StoredSecret> {
+                    Ok(StoredSecret {
+                        bytes,
+                        kek_id: r.get(17)?,
+                    })
+                })
+                .transpose()?;
             Ok(Some(SecretRow { meta, acl, stored }))
         })
     }
@@ -826,6 +956,9 @@ impl Catalog for SqliteCatalog {
         }
         order.push_str("created ASC, id ASC LIMIT ? OFFSET ?");
         self.read(|c| {
+            // One read transaction, so the total and the page agree.
+            let tx = c.unchecked_transaction()?;
+            let c = &*tx;
             let total: i64 = c
                 .prepare_cached(&format!("SELECT COUNT(*){sql}"))?
                 .query_row(rusqlite::params_from_iter(args.iter()), |r| r.get(0))?;
@@ -834,10 +967,13 @@ impl Catalog for SqliteCatalog {
             page_args.push(Value::Integer(i64::try_from(offset).unwrap_or(i64::MAX)));
             let mut stmt = c.prepare_cached(&format!("SELECT {SECRET_COLUMNS}{sql}{order}"))?;
             let mut rows = stmt.query(rusqlite::params_from_iter(page_args.iter()))?;
-            let mut items = Vec::with_capacity(limit as usize);
+            let mut items = Vec::with_capacity((limit as usize).min(128));
             while let Some(r) = rows.next()? {
                 items.push(secret_from_row(r)?);
             }
+            drop(rows);
+            drop(stmt);
+            tx.commit()?;
             Ok(Page {
                 items,
                 total: u64::try_from(total).unwrap_or(0),
@@ -1001,6 +1137,16 @@ impl Catalog for SqliteCatalog {
             }
             Ok(out)
         })
+    }
+
+    fn purge_expired(&self, now: Timestamp) -> Result<u64> {
+        let conn = lock(&self.writer);
+        let n = conn.execute(
+            "DELETE FROM secrets WHERE expiration IS NOT NULL AND expiration <= ?1",
+            [now.unix()],
+        )?;
+        scrub_wal(&conn, self.options.busy_timeout);
+        Ok(n as u64)
     }
 
     fn counts(&self) -> Result<Counts> {

@@ -167,8 +167,10 @@ impl Policy {
         if self.check(action, ctx, target) {
             return Ok(());
         }
-        let msg =
-            format!("{action} attempt not allowed - please review your user/project privileges");
+        let msg = format!(
+            "{} attempt not allowed - please review your user/project privileges",
+            operation_name(action)
+        );
         Err(Error::new(ErrorKind::PermissionDenied, msg))
     }
 
@@ -209,6 +211,38 @@ impl fmt::Debug for Policy {
         f.debug_map()
             .entries(self.rules.iter().map(|(n, r)| (n, r.to_string())))
             .finish()
+    }
+}
+
+/// The operation names Barbican's controllers put in their 403 messages
+/// (`handle_exceptions(u._('Secret creation'))` and friends); other actions
+/// are named by their rule.
+fn operation_name(action: &str) -> &str {
+    match action {
+        "secrets:post" => "Secret creation",
+        "secrets:get" => "Secret(s) retrieval",
+        "secret:get" => "Secret retrieval",
+        "secret:decrypt" => "Secret payload retrieval",
+        "secret:put" => "Secret update",
+        "secret:delete" => "Secret deletion",
+        "orders:post" => "Order creation",
+        "orders:get" => "Order(s) retrieval",
+        "order:get" => "Order retrieval",
+        "order:delete" => "Order deletion",
+        "containers:post" => "Container creation",
+        "containers:get" => "Container(s) retrieval",
+        "container:get" => "Container retrieval",
+        "container:delete" => "Container deletion",
+        "secret_acls:put_patch" => "ACL update",
+        "secret_acls:get" => "ACL retrieval",
+        "secret_acls:delete" => "ACL deletion",
+        "secret_consumers:post" => "Secret consumer creation",
+        "secret_consumers:delete" => "Secret consumer deletion",
+        "secret_consumers:get" => "Secret consumers retrieval",
+        "secretstore_preferred:post" => "Setting preferred secret store",
+        "secretstore_preferred:delete" => "Removing preferred secret store",
+        "secretstores:get" => "Secret stores retrieval",
+        other => other,
     }
 }
 
@@ -312,7 +346,10 @@ mod tests {
             .enforce("secrets:post", &ctx(&["observer"]), &Target::new())
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::PermissionDenied);
-        assert!(e.context().starts_with("secrets:post attempt not allowed"));
+        assert!(
+            e.context()
+                .starts_with("Secret creation attempt not allowed")
+        );
         policy
             .enforce("secrets:post", &ctx(&["creator"]), &Target::new())
             .unwrap();

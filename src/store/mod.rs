@@ -12,14 +12,14 @@ use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
-use crate::backend::{KekReport, KeyManager, Scope, SimpleCrypto};
+use crate::backend::{FIXED_KEY_ID, KekReport, KeyManager, Scope};
 use crate::catalog::{Acl, Catalog, Counts, Page, SecretRow, SqliteCatalog, Write};
-use crate::config::{BackendConfig, CatalogLocation, Config, DEFAULT_MAX_PAYLOAD_BYTES};
+use crate::config::{CatalogLocation, Config, DEFAULT_MAX_PAYLOAD_BYTES};
 use crate::context::Context;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{
     BackendId, Consumer, ContentType, ManagedObject, Payload, ProjectId, SecretId, SecretMeta,
-    SecretType, Status, Timestamp,
+    SecretType, Status, Timestamp, UserId,
 };
 use crate::payload::{self, PayloadRules};
 use crate::policy::{Entity, Policy, Target};
@@ -151,6 +151,9 @@ pub struct SecretStore {
     catalog: Arc<dyn Catalog>,
     backends: BTreeMap<BackendId, Arc<dyn KeyManager>>,
     default_backend: BackendId,
+    /// The legacy fixed-key backend, when configured: it serves the
+    /// all-zeros id beside whatever the other backends hold.
+    fixed: Option<Arc<dyn KeyManager>>,
     policy: Policy,
     payload_rules: PayloadRules,
     endpoint: String,
@@ -233,10 +236,19 @@ impl StoreBuilder {
                 ));
             }
         }
+        let mut fixed = self.backends.values().filter(|b| b.serves_fixed_id());
+        let fixed_backend = fixed.next().cloned();
+        if fixed.next().is_some() {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "only one danger_fixed_key backend may be configured",
+            ));
+        }
         Ok(SecretStore {
             catalog: self.catalog,
             backends: self.backends,
             default_backend,
+            fixed: fixed_backend,
             policy: self.policy.unwrap_or_else(Policy::barbican_queens),
             payload_rules: PayloadRules {
                 max_bytes: self.max_payload_bytes,
@@ -269,17 +281,7 @@ impl SecretStore {
             .max_payload_bytes(config.max_payload_bytes)
             .endpoint(config.endpoint.clone());
         for (id, backend) in &config.backends {
-            let km: Arc<dyn KeyManager> = match backend {
-                BackendConfig::SimpleCrypto {
-                    master_kek,
-                    retired_master_keks,
-                } => Arc::new(SimpleCrypto::new(
-                    id.clone(),
-                    master_kek,
-                    retired_master_keks,
-                    catalog.clone(),
-                )),
-            };
+            let km = backend.build(id, catalog.clone());
             builder = builder.backend(km);
         }
         let mut policy = Policy::barbican_queens();
@@ -294,11 +296,6 @@ impl SecretStore {
             policy.apply_overrides(&text)?;
         }
         builder.policy(policy).build()
-    }
-
-    /// The catalog underneath (for backup, migration and tooling).
-    pub fn catalog(&self) -> &Arc<dyn Catalog> {
-        &self.catalog
     }
 
     /// `<endpoint>/v1/secrets/<id>`.
@@ -318,11 +315,11 @@ impl SecretStore {
     pub fn store_secret(&self, ctx: &Context, new: NewSecret) -> Result<SecretId> {
         let id = SecretId::new_random();
         let out = self.store_secret_inner(ctx, id, new);
-        audit(ctx, "secret:store", &id, &out);
-        out.map(|()| id)
+        audit(ctx, "secret:store", out.as_ref().unwrap_or(&id), &out);
+        out
     }
 
-    fn store_secret_inner(&self, ctx: &Context, id: SecretId, new: NewSecret) -> Result<()> {
+    fn store_secret_inner(&self, ctx: &Context, id: SecretId, new: NewSecret) -> Result<SecretId> {
         self.authorize("secrets:post", ctx, &self.project_target(ctx))?;
         let now = Timestamp::now();
         validate_meta(&new, now)?;
@@ -364,12 +361,129 @@ impl SecretStore {
             project_id: ctx.project_id.clone(),
             backend_id: backend.id().clone(),
         };
+        if backend.serves_fixed_id() {
+            // ConfKeyManager: it "stores" only its own key, under its own id.
+            let Some(p) = &payload else {
+                return Err(Error::new(
+                    ErrorKind::Unsupported,
+                    "the fixed-key backend cannot keep secrets without a payload",
+                ));
+            };
+            backend.store(scope(&meta), &p.bytes)?;
+            return Ok(FIXED_KEY_ID);
+        }
         let stored = match &payload {
             Some(p) => Some(backend.store(scope(&meta), &p.bytes)?),
             None => None,
         };
         self.catalog
-            .apply(vec![Write::InsertSecret { meta, stored }])
+            .apply(vec![Write::InsertSecret { meta, stored }])?;
+        Ok(id)
+    }
+
+    /// For the fixed-key migration: one secret per item holding `key`
+    /// (symmetric, `algorithm`, owned by the caller's project), each with a
+    /// read ACL for its item's user, under ids the caller derived. An id
+    /// that already holds this very key counts as done, so an interrupted
+    /// migration can run again. The policy (`secrets:post`) is checked once;
+    /// a refusal fails the whole call.
+    pub(crate) fn store_migrated_keys(
+        &self,
+        ctx: &Context,
+        wanted: &[(SecretId, Option<UserId>)],
+        key: &SecretBytes,
+        algorithm: &str,
+    ) -> Result<Vec<Result<()>>> {
+        let checked = self.authorize("secrets:post", ctx, &self.project_target(ctx));
+        if let Err(e) = checked {
+            for (id, _) in wanted {
+                audit(
+                    ctx,
+                    "secret:store",
+                    id,
+                    &Err::<(), _>(Error::new(e.kind(), e.context().to_owned())),
+                );
+            }
+            return Err(e);
+        }
+        let backend = self.backend_for_project(&ctx.project_id)?;
+        if backend.serves_fixed_id() {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                "cannot migrate fixed keys to the fixed-key backend; map the project to a real backend",
+            ));
+        }
+        let now = Timestamp::now();
+        let bits = u32::try_from(key.len() * 8).unwrap_or(u32::MAX);
+        let mut batches = Vec::with_capacity(wanted.len());
+        for (id, user) in wanted {
+            let meta = SecretMeta {
+                id: *id,
+                name: None,
+                algorithm: Some(algorithm.to_owned()),
+                bit_length: Some(bits),
+                mode: None,
+                secret_type: SecretType::Symmetric,
+                expiration: None,
+                created: now,
+                updated: now,
+                status: Status::Active,
+                content_type: Some(ContentType::OctetStream),
+                creator_id: ctx.user_id.clone(),
+                project_id: ctx.project_id.clone(),
+                backend_id: backend.id().clone(),
+            };
+            let stored = backend.store(scope(&meta), key)?;
+            let mut batch = vec![Write::InsertSecret {
+                meta,
+                stored: Some(stored),
+            }];
+            if let Some(user) = user {
+                batch.push(Write::SetAcl {
+                    id: *id,
+                    acl: Some(Acl {
+                        users: vec![user.clone()],
+                        project_access: true,
+                    }),
+                });
+            }
+            batches.push(batch);
+        }
+        let outcomes = self.catalog.apply_each(batches);
+        let mut out = Vec::with_capacity(outcomes.len());
+        for ((id, _), outcome) in wanted.iter().zip(outcomes) {
+            let outcome = match outcome {
+                Err(e) if e.kind() == ErrorKind::Conflict => self.already_migrated(ctx, id, key),
+                other => other,
+            };
+            audit(ctx, "secret:store", id, &outcome);
+            out.push(outcome);
+        }
+        Ok(out)
+    }
+
+    /// A migration id that exists: fine only if it is ours and holds `key`.
+    fn already_migrated(&self, ctx: &Context, id: &SecretId, key: &SecretBytes) -> Result<()> {
+        let clash = || {
+            Error::new(
+                ErrorKind::Conflict,
+                format!("secret {id} exists but does not hold this item's fixed key"),
+            )
+        };
+        let row = self
+            .catalog
+            .secret(id, &ctx.user_id, true)?
+            .filter(|r| r.meta.project_id == ctx.project_id)
+            .ok_or_else(clash)?;
+        let stored = row.stored.as_ref().ok_or_else(clash)?;
+        let held = self
+            .backend(&row.meta.backend_id)?
+            .retrieve(scope(&row.meta), stored)?;
+        if held.ct_eq(key.expose_secret()) {
+            Ok(())
+        } else {
+            Err(clash())
+        }
     }
 
     /// Adds the payload to a secret created without one (`secret:put`).
@@ -474,7 +588,14 @@ impl SecretStore {
     /// registered unless `force`. The ciphertext leaves the catalog.
     pub fn delete_secret(&self, ctx: &Context, id: &SecretId, force: bool) -> Result<()> {
         let out = (|| {
-            let row = self.visible_secret(ctx, id, true)?;
+            if *id == FIXED_KEY_ID && self.fixed.is_some() {
+                // castellan's MigrationKeyManager: the legacy key is never deleted.
+                tracing::debug!("Not deleting key associated with fixed_key key ID");
+                return Ok(());
+            }
+            // Expired secrets are gone for every reader, but their owner can
+            // still delete them (and their ciphertext).
+            let row = self.find_secret(ctx, id, true, true)?;
             self.authorize("secret:delete", ctx, &secret_target(ctx, &row))?;
             self.catalog
                 .apply(vec![Write::DeleteSecret { id: *id, force }])?;
@@ -508,10 +629,8 @@ impl SecretStore {
             .payload_bytes(object.material().clone(), ContentType::OctetStream);
         new.name = name.map(str::to_owned);
         new.expiration = expiration;
-        if let Some((alg, bits)) = object.key_info() {
-            new.algorithm = Some(alg.to_owned());
-            new.bit_length = Some(bits);
-        }
+        new.algorithm = object.algorithm().map(str::to_owned);
+        new.bit_length = object.bit_length();
         self.store_secret(ctx, new)
     }
 
@@ -596,41 +715,39 @@ impl SecretStore {
         out
     }
 
-    /// Maps `project` to `backend` for its new secrets (`secretstore_preferred:post`).
-    pub fn set_project_backend(
-        &self,
-        ctx: &Context,
-        project: &ProjectId,
-        backend: &BackendId,
-    ) -> Result<()> {
+    /// Maps the caller's project to `backend` for its new secrets
+    /// (`secretstore_preferred:post`, Barbican's "preferred secret store").
+    /// Existing secrets stay with the backend that stored them.
+    pub fn set_project_backend(&self, ctx: &Context, backend: &BackendId) -> Result<()> {
         let out = (|| {
             self.authorize("secretstore_preferred:post", ctx, &self.project_target(ctx))?;
             self.backend(backend)?;
             self.catalog.apply(vec![Write::SetProjectBackend {
-                project: project.clone(),
+                project: ctx.project_id.clone(),
                 backend: Some(backend.clone()),
             }])
         })();
-        audit(ctx, "secretstore_preferred:post", project, &out);
+        audit(ctx, "secretstore_preferred:post", &ctx.project_id, &out);
         out
     }
 
-    /// The backend new secrets of `project` go to, and whether that comes
-    /// from a mapping (`true`) or the global default (`false`).
-    pub fn project_backend(&self, ctx: &Context, project: &ProjectId) -> Result<(BackendId, bool)> {
+    /// The backend the caller's project's new secrets go to, and whether
+    /// that comes from a mapping (`true`) or the global default (`false`).
+    pub fn project_backend(&self, ctx: &Context) -> Result<(BackendId, bool)> {
         let out = (|| {
             self.authorize("secretstores:get", ctx, &self.project_target(ctx))?;
-            Ok(match self.catalog.project_backend(project)? {
+            Ok(match self.catalog.project_backend(&ctx.project_id)? {
                 Some(b) => (b, true),
                 None => (self.default_backend.clone(), false),
             })
         })();
-        audit(ctx, "secretstores:get", project, &out);
+        audit(ctx, "secretstores:get", &ctx.project_id, &out);
         out
     }
 
-    /// Removes a project's mapping; it falls back to the global default.
-    pub fn clear_project_backend(&self, ctx: &Context, project: &ProjectId) -> Result<()> {
+    /// Removes the caller's project's mapping; it falls back to the global
+    /// default (`secretstore_preferred:delete`).
+    pub fn clear_project_backend(&self, ctx: &Context) -> Result<()> {
         let out = (|| {
             self.authorize(
                 "secretstore_preferred:delete",
@@ -638,12 +755,19 @@ impl SecretStore {
                 &self.project_target(ctx),
             )?;
             self.catalog.apply(vec![Write::SetProjectBackend {
-                project: project.clone(),
+                project: ctx.project_id.clone(),
                 backend: None,
             }])
         })();
-        audit(ctx, "secretstore_preferred:delete", project, &out);
+        audit(ctx, "secretstore_preferred:delete", &ctx.project_id, &out);
         out
+    }
+
+    /// Operator actions: outside any request context, so no policy applies.
+    /// Each is still audited. For tools that hold the configuration (and
+    /// so the master KEKs) anyway, such as the `keywarden` command.
+    pub fn operator(&self) -> Operator<'_> {
+        Operator { store: self }
     }
 
     /// The configured backend ids and the global default.
@@ -666,22 +790,6 @@ impl SecretStore {
         })
     }
 
-    /// Rewraps `backend`'s project KEKs under its active master KEK in one
-    /// transaction (master-KEK rotation). Secrets are not re-encrypted. An
-    /// operator action: no request context, but audited.
-    pub fn rewrap_project_keks(&self, backend: &BackendId) -> Result<usize> {
-        let out = self.backend(backend).and_then(|b| b.rewrap_project_keks());
-        match &out {
-            Ok(n) => {
-                tracing::info!(target: "keywarden::audit", action = "kek:rewrap", object = %backend, rewrapped = n, outcome = "success")
-            }
-            Err(e) => {
-                tracing::info!(target: "keywarden::audit", action = "kek:rewrap", object = %backend, outcome = "error", reason = %e)
-            }
-        }
-        out
-    }
-
     // ---- helpers ----
 
     fn authorize(&self, action: &str, ctx: &Context, target: &Target<'_>) -> Result<()> {
@@ -695,12 +803,27 @@ impl SecretStore {
     /// The secret as the caller may see it: expired secrets, and secrets of
     /// other projects that do not list the caller in their ACL, are not found.
     fn visible_secret(&self, ctx: &Context, id: &SecretId, with_stored: bool) -> Result<SecretRow> {
+        self.find_secret(ctx, id, with_stored, false)
+    }
+
+    fn find_secret(
+        &self,
+        ctx: &Context,
+        id: &SecretId,
+        with_stored: bool,
+        include_expired: bool,
+    ) -> Result<SecretRow> {
         let not_found = || Error::new(ErrorKind::NotFound, format!("secret {id} not found"));
+        if *id == FIXED_KEY_ID
+            && let Some(fixed) = &self.fixed
+        {
+            return fixed_key_row(ctx, fixed.as_ref(), with_stored);
+        }
         let row = self
             .catalog
             .secret(id, &ctx.user_id, with_stored)?
             .ok_or_else(not_found)?;
-        if row.meta.is_expired_at(Timestamp::now()) {
+        if !include_expired && row.meta.is_expired_at(Timestamp::now()) {
             return Err(not_found());
         }
         if row.meta.project_id != ctx.project_id && !row.acl.caller_listed {
@@ -730,6 +853,91 @@ impl fmt::Debug for SecretStore {
             .field("backends", &self.backends)
             .field("default_backend", &self.default_backend)
             .finish_non_exhaustive()
+    }
+}
+
+/// Recorded as the creator of the legacy fixed key, which no user created.
+const FIXED_KEY_CREATOR: &str = "danger-fixed-key";
+
+/// The legacy key as a row: a symmetric AES key of the caller's project,
+/// readable as any non-private project secret is.
+fn fixed_key_row(ctx: &Context, fixed: &dyn KeyManager, with_stored: bool) -> Result<SecretRow> {
+    let marker = crate::backend::StoredSecret::plain(Vec::new());
+    let scope = Scope {
+        project_id: &ctx.project_id,
+        secret_id: &FIXED_KEY_ID,
+    };
+    let bits = u32::try_from(fixed.retrieve(scope, &marker)?.len() * 8).unwrap_or(u32::MAX);
+    Ok(SecretRow {
+        meta: SecretMeta {
+            id: FIXED_KEY_ID,
+            name: None,
+            algorithm: Some(crate::backend::fixed::FIXED_KEY_ALGORITHM.to_owned()),
+            bit_length: Some(bits),
+            mode: None,
+            secret_type: SecretType::Symmetric,
+            expiration: None,
+            created: Timestamp::from_unix(0),
+            updated: Timestamp::from_unix(0),
+            status: Status::Active,
+            content_type: Some(ContentType::OctetStream),
+            creator_id: UserId::new(FIXED_KEY_CREATOR).unwrap_or_else(|_| ctx.user_id.clone()),
+            project_id: ctx.project_id.clone(),
+            backend_id: fixed.id().clone(),
+        },
+        acl: crate::catalog::AclView {
+            project_access: true,
+            caller_listed: false,
+        },
+        stored: with_stored.then_some(marker),
+    })
+}
+
+/// Operator actions on a store; see [`SecretStore::operator`].
+pub struct Operator<'a> {
+    store: &'a SecretStore,
+}
+
+impl Operator<'_> {
+    /// Rewraps `backend`'s project KEKs under its active master KEK in one
+    /// transaction (master-KEK rotation). Secrets are not re-encrypted.
+    pub fn rewrap_project_keks(&self, backend: &BackendId) -> Result<usize> {
+        let out = self
+            .store
+            .backend(backend)
+            .and_then(|b| b.rewrap_project_keks());
+        operator_audit("kek:rewrap", backend, &out);
+        out
+    }
+
+    /// How much the catalog holds.
+    pub fn counts(&self) -> Result<Counts> {
+        self.store.catalog.counts()
+    }
+
+    /// Deletes every expired secret (their ciphertext with them); returns
+    /// how many.
+    pub fn purge_expired(&self) -> Result<u64> {
+        let out = self.store.catalog.purge_expired(Timestamp::now());
+        operator_audit("secrets:purge_expired", &"*", &out);
+        out
+    }
+
+    /// The catalog itself: no policy, no audit, no input validation. For
+    /// migrations, benchmarks and tests that must write rows directly.
+    pub fn danger_catalog(&self) -> &Arc<dyn Catalog> {
+        &self.store.catalog
+    }
+}
+
+fn operator_audit<T>(action: &'static str, object: &dyn fmt::Display, outcome: &Result<T>) {
+    match outcome {
+        Ok(_) => {
+            tracing::info!(target: "keywarden::audit", user = "operator", action, object = %object, outcome = "success")
+        }
+        Err(e) => {
+            tracing::info!(target: "keywarden::audit", user = "operator", action, object = %object, outcome = outcome_name(e.kind()), reason = %e)
+        }
     }
 }
 

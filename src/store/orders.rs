@@ -154,9 +154,18 @@ impl SecretStore {
             now,
         )?;
         check_len("mode", req.mode.as_deref())?;
+        // Generated keys are random bytes: only a binary content type fits.
         let content_type = match req.payload_content_type.as_deref() {
             None => ContentType::OctetStream,
-            Some(ct) => crate::payload::parse_content_type(ct)?,
+            Some(ct) => match crate::payload::parse_content_type(ct)? {
+                ContentType::OctetStream => ContentType::OctetStream,
+                _ => {
+                    return Err(Error::invalid(
+                        "payload_content_type",
+                        "a key order's payload_content_type must be application/octet-stream",
+                    ));
+                }
+            },
         };
         let mut order = Order {
             id,
@@ -199,6 +208,13 @@ impl SecretStore {
             bit_length: req.bit_length,
             mode: req.mode.clone(),
         };
+        if backend.serves_fixed_id() {
+            // ConfKeyManager: whatever was asked, the key is the fixed key.
+            order.secret_id = Some(crate::backend::FIXED_KEY_ID);
+            self.catalog
+                .apply(vec![Write::InsertOrder(order.clone())])?;
+            return Ok(order);
+        }
         let generated = symmetric_supported(&req.algorithm, req.bit_length, req.mode.as_deref())
             .map_err(|reason| Error::new(ErrorKind::Unsupported, reason))
             .and_then(|()| backend.generate_symmetric(super::scope(&meta), &spec));

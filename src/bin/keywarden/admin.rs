@@ -5,7 +5,7 @@ use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use keywarden::backend::{KeyManager, MasterKek, SimpleCrypto};
+use keywarden::backend::MasterKek;
 use keywarden::catalog::{Catalog, SqliteCatalog};
 use keywarden::config::{BackendConfig, CatalogLocation, Config};
 use keywarden::model::BackendId;
@@ -61,7 +61,7 @@ pub fn backup(config: &Config, config_path: &Path, output: &Path) -> CliResult<S
     progress("Backing up the catalog…");
     catalog.backup_to(output)?;
     progress_done();
-    let counts = store.catalog().counts()?;
+    let counts = store.operator().counts()?;
     Ok(format!(
         "Backed up {} secrets, {} orders, {} containers to {}\n\
          The master KEK is NOT in the backup: back up the config file {} separately and keep it\n\
@@ -108,7 +108,7 @@ pub fn restore(config: &Config, backup: &Path, force: bool) -> CliResult<String>
         progress_done();
         drop(catalog);
         let store = SecretStore::open(config)?;
-        let counts = store.catalog().counts()?;
+        let counts = store.operator().counts()?;
         Ok(format!(
             "Restored {} secrets, {} orders, {} containers from {}\n",
             counts.secrets,
@@ -126,11 +126,7 @@ pub fn restore(config: &Config, backup: &Path, force: bool) -> CliResult<String>
 fn verify_backup(config: &Config, path: &Path) -> CliResult<()> {
     let catalog: std::sync::Arc<dyn Catalog> = std::sync::Arc::new(SqliteCatalog::open(path)?);
     for (id, backend) in &config.backends {
-        let BackendConfig::SimpleCrypto {
-            master_kek,
-            retired_master_keks,
-        } = backend;
-        let km = SimpleCrypto::new(id.clone(), master_kek, retired_master_keks, catalog.clone());
+        let km = backend.build(id, catalog.clone());
         km.verify().map_err(|e| {
             Failure::Store(Error::new(
                 ErrorKind::Integrity,
@@ -179,7 +175,7 @@ pub fn kek_rotate(config_path: &Path, only: Option<&str>) -> CliResult<String> {
     let mut out = String::new();
     for (id, old, new) in fingerprints {
         progress(&format!("Rewrapping project KEKs of {id}…"));
-        let n = store.rewrap_project_keks(&id)?;
+        let n = store.operator().rewrap_project_keks(&id)?;
         progress_done();
         out.push_str(&format!(
             "Backend {id}: master KEK {old} -> {new}; {n} project KEKs rewrapped; secrets untouched.\n\
@@ -199,7 +195,10 @@ pub fn kek_prune(config_path: &Path) -> CliResult<String> {
         let BackendConfig::SimpleCrypto {
             retired_master_keks,
             ..
-        } = backend;
+        } = backend
+        else {
+            continue;
+        };
         if retired_master_keks.is_empty() {
             continue;
         }

@@ -18,6 +18,7 @@ use keywarden::store::{KeyOrder, KeyPairOrder, ListQuery, NewSecret, SecretStore
 use keywarden::{Error, ErrorKind};
 
 mod admin;
+mod migrate;
 mod output;
 mod volume;
 
@@ -95,6 +96,9 @@ enum Command {
     Kek(KekCommand),
     /// Open the store, verify the KEKs, report counts.
     Check,
+    /// Move legacy fixed-key volumes to secrets of their own.
+    #[command(subcommand)]
+    Migrate(migrate::MigrateCommand),
     /// Encrypted volumes: passphrase, LUKS format, dump, check, read, write.
     #[command(subcommand)]
     Volume(volume::VolumeCommand),
@@ -358,16 +362,13 @@ fn run(cli: &Cli) -> CliResult<String> {
         }
         Command::Kek(KekCommand::Prune) => admin::kek_prune(&cli.config),
         Command::Check => admin::check(&load_config(&cli.config)?),
+        Command::Migrate(cmd) => migrate::run(cli, cmd),
         Command::Volume(cmd) => volume::run(cli, cmd),
         Command::Secret(cmd) => {
             let store = open_store(&cli.config)?;
             secret_command(cli, &store, &context(cli)?, cmd)
         }
-        Command::ProjectStore(cmd) => {
-            let store = open_store(&cli.config)?;
-            let ctx = context(cli)?;
-            project_store_command(cli, &store, &ctx, cmd)
-        }
+        Command::ProjectStore(cmd) => project_store_command(cli, &open_store(&cli.config)?, cmd),
     }
 }
 
@@ -716,16 +717,37 @@ fn container_command(
     }
 }
 
+/// `project-store` acts as the given identity within PROJECT: Barbican's
+/// preferred-store rules (admin) decide.
 fn project_store_command(
     cli: &Cli,
     store: &SecretStore,
-    ctx: &Context,
     cmd: &ProjectStoreCommand,
 ) -> CliResult<String> {
-    let record = |project: &ProjectId| -> CliResult<Record> {
-        let (backend, mapped) = store.project_backend(ctx, project)?;
-        Ok(vec![
-            ("Project", Cell::Text(project.to_string())),
+    let (project, backend) = match cmd {
+        ProjectStoreCommand::Set { project, backend } => (project, Some(backend)),
+        ProjectStoreCommand::Show { project } | ProjectStoreCommand::Clear { project } => {
+            (project, None)
+        }
+    };
+    let ctx = Context::new(
+        UserId::new(cli.user.clone())?,
+        ProjectId::new(project.clone())?,
+        cli.roles.split(','),
+    );
+    match cmd {
+        ProjectStoreCommand::Set { .. } => {
+            let backend = BackendId::new(backend.cloned().unwrap_or_default())?;
+            store.set_project_backend(&ctx, &backend)?;
+        }
+        ProjectStoreCommand::Clear { .. } => store.clear_project_backend(&ctx)?,
+        ProjectStoreCommand::Show { .. } => {}
+    }
+    let (backend, mapped) = store.project_backend(&ctx)?;
+    show(
+        cli,
+        &vec![
+            ("Project", Cell::Text(ctx.project_id.to_string())),
             ("Backend", Cell::Text(backend.to_string())),
             (
                 "Source",
@@ -738,23 +760,8 @@ fn project_store_command(
                     .to_owned(),
                 ),
             ),
-        ])
-    };
-    match cmd {
-        ProjectStoreCommand::Set { project, backend } => {
-            let project = ProjectId::new(project.clone())?;
-            store.set_project_backend(ctx, &project, &BackendId::new(backend.clone())?)?;
-            show(cli, &record(&project)?)
-        }
-        ProjectStoreCommand::Show { project } => {
-            show(cli, &record(&ProjectId::new(project.clone())?)?)
-        }
-        ProjectStoreCommand::Clear { project } => {
-            let project = ProjectId::new(project.clone())?;
-            store.clear_project_backend(ctx, &project)?;
-            show(cli, &record(&project)?)
-        }
-    }
+        ],
+    )
 }
 
 /// Progress on a terminal; quiet when piped.
@@ -762,6 +769,15 @@ pub fn progress(message: &str) {
     let mut err = std::io::stderr();
     if err.is_terminal() {
         let _ = write!(err, "\r{message}\x1b[K");
+        let _ = err.flush();
+    }
+}
+
+/// Clears a progress line so other output starts on a clean line.
+pub fn progress_clear() {
+    let mut err = std::io::stderr();
+    if err.is_terminal() {
+        let _ = write!(err, "\r\x1b[K");
         let _ = err.flush();
     }
 }

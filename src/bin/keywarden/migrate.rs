@@ -1,0 +1,203 @@
+//! `keywarden migrate`: the fixed-key migration over a copy of a cinder
+//! database, and its status.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use keywarden::backend::fixed::parse_hex_key;
+use keywarden::config::{BackendConfig, Config};
+use keywarden::migration::{
+    CinderSqlite, EncryptedResources, HostFilter, Level, MigrationEvent, MigrationOptions, Service,
+    migrate_fixed_key, status_lines,
+};
+use keywarden::secret::SecretBytes;
+use keywarden::{Error, ErrorKind};
+
+use crate::{Cli, CliResult, Failure, context, open_store, progress, progress_clear};
+
+#[derive(Subcommand, Debug)]
+pub enum MigrateCommand {
+    /// Give every volume (or backup) on the all-zeros key id a secret of its own.
+    #[command(name = "fixed-key")]
+    FixedKey(FixedKeyArgs),
+    /// Count what still uses the all-zeros key id; say when fixed_key can go.
+    Status {
+        /// The cinder database (an SQLite copy).
+        #[arg(long)]
+        db: PathBuf,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct FixedKeyArgs {
+    /// The cinder database (an SQLite copy).
+    #[arg(long)]
+    db: PathBuf,
+    /// This service's host (cinder's `host`).
+    #[arg(long)]
+    host: String,
+    /// A clustered cinder-volume selects its volumes by cluster instead.
+    #[arg(long)]
+    cluster: Option<String>,
+    #[arg(long, value_parser = ["volume", "backup"], default_value = "volume")]
+    service: String,
+    /// Report what would change; write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// The fixed key in hex (else from --from-conf, else from the keywarden config).
+    #[arg(long, conflicts_with = "from_conf")]
+    fixed_key: Option<String>,
+    /// A cinder.conf or nova.conf: its [key_manager] fixed_key and backend.
+    #[arg(long)]
+    from_conf: Option<PathBuf>,
+    /// Items per transaction.
+    #[arg(long, default_value_t = 1000)]
+    batch_size: usize,
+}
+
+pub fn run(cli: &Cli, cmd: &MigrateCommand) -> CliResult<String> {
+    match cmd {
+        MigrateCommand::Status { db } => {
+            let mut db = CinderSqlite::open(db)?;
+            let remaining = db.remaining()?;
+            let mut out = status_lines(&remaining).join("\n");
+            out.push('\n');
+            if remaining.safe_to_remove_fixed_key() {
+                Ok(out)
+            } else {
+                // Not an error, but scripts can tell: print, then exit 1.
+                print!("{out}");
+                Err(Failure::Usage(
+                    "fixed_key is still in use (see the counts above)".into(),
+                ))
+            }
+        }
+        MigrateCommand::FixedKey(a) => fixed_key(cli, a),
+    }
+}
+
+fn fixed_key(cli: &Cli, a: &FixedKeyArgs) -> CliResult<String> {
+    let store = open_store(&cli.config)?;
+    let config = crate::load_config(&cli.config)?;
+    let (fixed_key, backend) = key_source(a, &config)?;
+    let service = if a.service == "backup" {
+        Service::Backup
+    } else {
+        Service::Volume
+    };
+    let filter = match &a.cluster {
+        Some(c) => HostFilter::Cluster(c.clone()),
+        None => HostFilter::Host(a.host.clone()),
+    };
+    let mut options = MigrationOptions::new(service, filter, fixed_key);
+    if let Some(b) = backend {
+        options.key_manager_backend = b;
+    }
+    options.dry_run = a.dry_run;
+    options.batch_size = a.batch_size.max(1);
+    let mut db = CinderSqlite::open(&a.db)?;
+    let report =
+        migrate_fixed_key(
+            &store,
+            &context(cli)?,
+            &mut db,
+            &options,
+            &mut |event| match event {
+                // cinder's log lines go to stderr as they happen.
+                MigrationEvent::Line(level, line) => {
+                    progress_clear();
+                    let level = match level {
+                        Level::Info => "INFO",
+                        Level::Warning => "WARNING",
+                        Level::Error => "ERROR",
+                    };
+                    eprintln!("{level} {line}");
+                }
+                MigrationEvent::Progress { migrated, errors } => {
+                    progress(&format!("migrated {migrated}, errors {errors}"));
+                }
+            },
+        )?;
+    progress_clear();
+    let mut out = String::new();
+    if a.dry_run {
+        out.push_str(&format!(
+            "Dry run: {} item(s) would be migrated\n",
+            report.would_migrate.len()
+        ));
+        for id in &report.would_migrate {
+            out.push_str(&format!("  {id}\n"));
+        }
+    } else {
+        out.push_str(&format!(
+            "Migrated {} item(s); {} error(s)\n",
+            report.migrated, report.errors
+        ));
+    }
+    if report.aborted {
+        print!("{out}");
+        return Err(Failure::Store(Error::new(
+            ErrorKind::PermissionDenied,
+            "migration aborted after too many errors",
+        )));
+    }
+    Ok(out)
+}
+
+/// The fixed key and the service's backend setting: from `--fixed-key`,
+/// from `--from-conf`, or from the keywarden config's danger_fixed_key backend.
+fn key_source(
+    a: &FixedKeyArgs,
+    config: &Config,
+) -> CliResult<(Option<SecretBytes>, Option<String>)> {
+    if let Some(hex) = &a.fixed_key {
+        return Ok((Some(parse_hex_key(hex)?), None));
+    }
+    if let Some(path) = &a.from_conf {
+        let (key, backend) = read_service_conf(path)?;
+        return Ok((key.map(|k| parse_hex_key(&k)).transpose()?, backend));
+    }
+    let key = config.backends.values().find_map(|b| match b {
+        BackendConfig::DangerFixedKey { fixed_key } => Some(fixed_key.clone()),
+        _ => None,
+    });
+    Ok((key, None))
+}
+
+/// `[key_manager] fixed_key` and `backend` from an oslo.config INI file
+/// (also the old `[keymgr]` group).
+fn read_service_conf(path: &Path) -> CliResult<(Option<String>, Option<String>)> {
+    let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+        Failure::Store(
+            Error::new(
+                ErrorKind::Config,
+                format!("cannot read {}: {e}", path.display()),
+            )
+            .with_source(e),
+        )
+    })?);
+    let mut section = String::new();
+    let (mut key, mut backend) = (None, None);
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name.trim().to_owned();
+            continue;
+        }
+        if section != "key_manager" && section != "keymgr" {
+            continue;
+        }
+        if let Some((k, v)) = line.split_once('=') {
+            let value = v.trim().to_owned();
+            match k.trim() {
+                "fixed_key" if !value.is_empty() => key = Some(value),
+                "backend" | "api_class" if !value.is_empty() => backend = Some(value),
+                _ => {}
+            }
+        }
+    }
+    Ok((key, backend))
+}
