@@ -99,7 +99,7 @@ pub fn run(cli: &Cli, cmd: &VolumeCommand) -> CliResult<String> {
             let opts = FormatOptions::default()
                 .with_cipher(cipher)
                 .with_key_bytes(key_size.parse::<usize>().unwrap_or(512) / 8)
-            .with_cost(cost);
+                .with_cost(cost);
             let vol = LuksVolume::format(file, &pass, &opts)?;
             summary(cli, file, &vol)
         }
@@ -109,9 +109,10 @@ pub fn run(cli: &Cli, cmd: &VolumeCommand) -> CliResult<String> {
             summary(cli, file, &vol)
         }
         VolumeCommand::Write { file, key, input } => {
-            let data = zeroize::Zeroizing::new(std::fs::read(input).map_err(|e| {
-                Failure::Usage(format!("cannot read {}: {e}", input.display()))
-            })?);
+            let data =
+                zeroize::Zeroizing::new(std::fs::read(input).map_err(|e| {
+                    Failure::Usage(format!("cannot read {}: {e}", input.display()))
+                })?);
             let mut vol = LuksVolume::open(file, &passphrase(cli, &key.key)?)?;
             if data.len() as u64 > vol.payload_len() {
                 return Err(Failure::Store(Error::invalid(
