@@ -7,10 +7,24 @@ cd "$(dirname "$0")/.."
 log() { printf '\n== %s\n' "$*"; }
 
 # --- what the tests need -----------------------------------------------------
-# Debian packages: none beyond the Rust toolchain yet; later backends add
-# their peers here (SoftHSM2, a KMIP server, cryptsetup, PostgreSQL).
-need_apt=()
-for pkg in "${need_apt[@]}"; do :; done
+# Debian packages the interop tests run against (later backends add their
+# peers here: SoftHSM2, a KMIP server, PostgreSQL):
+#   cryptsetup-bin  cryptsetup, the LUKS peer (volume tests)
+#   qemu-utils      qemu-img, the QEMU native-LUKS peer (volume tests)
+# Only what is missing is installed; `apt-get update` runs once, first.
+need_apt=(cryptsetup-bin qemu-utils)
+missing_apt=()
+for pkg in "${need_apt[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+        missing_apt+=("$pkg")
+    fi
+done
+if ((${#missing_apt[@]})); then
+    log "installing ${missing_apt[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing_apt[@]}"
+fi
 if ! command -v cargo >/dev/null; then
     echo "cargo is required (rustup toolchain)" >&2
     exit 1

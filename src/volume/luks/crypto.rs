@@ -152,8 +152,9 @@ enum Xts {
 }
 
 impl SectorCipher {
-    /// An XTS cipher from the whole XTS key (two halves: data, tweak).
-    pub(crate) fn new(key: &[u8], ivgen: IvGen, unit: usize) -> Result<Self> {
+    /// An XTS cipher from the whole XTS key (two halves: data, tweak) and
+    /// the encryption unit in bytes (512, or a LUKS2 segment's sector size).
+    pub fn new(key: &[u8], ivgen: IvGen, unit: usize) -> Result<Self> {
         let half = key.len() / 2;
         let (k1, k2) = key.split_at(half);
         let bad = || {
@@ -198,17 +199,17 @@ impl SectorCipher {
 
     /// Encrypts whole units in place; `first_iv` is the IV sector (in
     /// 512-byte sectors) of the first unit. `buf.len()` must be a multiple
-    /// of the unit (callers check; the area functions would panic).
-    pub(crate) fn encrypt(&self, buf: &mut [u8], first_iv: u64) {
+    /// of the unit; a trailing partial unit is left as it is.
+    pub fn encrypt(&self, buf: &mut [u8], first_iv: u64) {
         self.run(buf, first_iv, true)
     }
 
-    pub(crate) fn decrypt(&self, buf: &mut [u8], first_iv: u64) {
+    /// The inverse of [`SectorCipher::encrypt`].
+    pub fn decrypt(&self, buf: &mut [u8], first_iv: u64) {
         self.run(buf, first_iv, false)
     }
 
     fn run(&self, buf: &mut [u8], first_iv: u64, encrypt: bool) {
-        debug_assert_eq!(buf.len() % self.unit, 0);
         let step = (self.unit as u64) / IV_SECTOR;
         for (i, unit) in buf.chunks_exact_mut(self.unit).enumerate() {
             let iv = first_iv.wrapping_add(i as u64 * step);
