@@ -197,8 +197,8 @@ mod tests {
         });
         assert_eq!(p.expose_secret(), b"Correct Horse");
         let k = passphrase_for(&ManagedObject::SymmetricKey {
-            algorithm: "aes".into(),
-            bit_length: 16,
+            algorithm: Some("aes".into()),
+            bit_length: Some(16),
             key: SecretBytes::copy_from(&[0xde, 0xad]),
         });
         assert_eq!(k.expose_secret(), b"dead");

@@ -376,35 +376,21 @@ mod tests {
     #[test]
     fn refusals_are_typed() {
         let good = sample().to_bytes();
-        let cases: Vec<(Box<dyn Fn(&mut [u8; HEADER_LEN])>, &str)> = vec![
-            (Box::new(|b| b[0] = b'X'), "volume"),
-            (Box::new(|b| b[7] = 2), "version"),
-            (Box::new(|b| b[8..40].fill(b'a')), "cipher_name"),
-            (
-                Box::new(|b| b[108..112].copy_from_slice(&0u32.to_be_bytes())),
-                "key_bytes",
-            ),
-            (Box::new(|b| b[208] = 0xff), "key_slot"),
-            (
-                Box::new(|b| b[252..256].copy_from_slice(&3999u32.to_be_bytes())),
-                "key_slot",
-            ),
-            (
-                Box::new(|b| b[248..252].copy_from_slice(&1u32.to_be_bytes())),
-                "key_slot",
-            ),
-            (
-                Box::new(|b| b[104..108].copy_from_slice(&100u32.to_be_bytes())),
-                "key_slot",
-            ),
-            (
-                Box::new(|b| b[164..168].copy_from_slice(&0u32.to_be_bytes())),
-                "mk_digest_iterations",
-            ),
+        let be = |n: u32| n.to_be_bytes().to_vec();
+        let cases: [(usize, Vec<u8>, &str); 9] = [
+            (0, b"X".to_vec(), "volume"),
+            (7, vec![2], "version"),
+            (8, vec![b'a'; 32], "cipher_name"),
+            (108, be(0), "key_bytes"),
+            (208, vec![0xff], "key_slot"),
+            (252, be(3999), "key_slot"),
+            (248, be(1), "key_slot"),
+            (104, be(100), "key_slot"),
+            (164, be(0), "mk_digest_iterations"),
         ];
-        for (mangle, field) in cases {
+        for (at, patch, field) in cases {
             let mut b = good;
-            mangle(&mut b);
+            b[at..at + patch.len()].copy_from_slice(&patch);
             let e = Luks1Header::parse(&b).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::InvalidInput);
             assert_eq!(e.field(), Some(field), "{e}");

@@ -124,7 +124,7 @@ impl FormatOptions {
 /// Which LUKS version a header is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LuksHeader {
-    V1(Luks1Header),
+    V1(Box<Luks1Header>),
     V2(Box<Luks2Header>),
 }
 
@@ -288,7 +288,7 @@ impl LuksVolume {
         let payload_start = header.payload_start();
         Ok(LuksVolume {
             file,
-            header: LuksHeader::V1(header),
+            header: LuksHeader::V1(Box::new(header)),
             master_key,
             cipher,
             payload_start,
@@ -307,7 +307,7 @@ impl LuksVolume {
         let len = file_len(&file)?;
         let header = read_header(&mut file, len)?;
         match header {
-            LuksHeader::V1(h) => open_v1(file, h, len, passphrase, path),
+            LuksHeader::V1(h) => open_v1(file, *h, len, passphrase, path),
             LuksHeader::V2(h) => luks2::open(file, *h, len, passphrase, path),
         }
     }
@@ -550,7 +550,7 @@ fn open_v1(
     let payload_start = h.payload_start();
     Ok(LuksVolume {
         file,
-        header: LuksHeader::V1(h),
+        header: LuksHeader::V1(Box::new(h)),
         master_key,
         cipher,
         payload_start,
@@ -688,7 +688,7 @@ fn read_header(file: &mut File, len: u64) -> Result<LuksHeader> {
         ));
     }
     match u16::from_be_bytes([head[6], head[7]]) {
-        1 => Ok(LuksHeader::V1(Luks1Header::parse(&head)?)),
+        1 => Ok(LuksHeader::V1(Box::new(Luks1Header::parse(&head)?))),
         2 => Ok(LuksHeader::V2(Box::new(Luks2Header::read(file, len)?))),
         v => Err(Error::new(
             ErrorKind::Unsupported,
