@@ -283,6 +283,14 @@ pub trait Catalog: KekStore + Debug {
 
     fn counts(&self) -> Result<Counts>;
 
+    /// Every secret with its ciphertext, in id order, at most `limit` after
+    /// `after`: for checks that must authenticate everything stored.
+    fn scan_secrets(
+        &self,
+        after: Option<&SecretId>,
+        limit: u32,
+    ) -> Result<Vec<(SecretMeta, Option<StoredSecret>)>>;
+
     /// Deletes every secret that expired before `now` (with its ciphertext,
     /// ACL and consumers); returns how many.
     fn purge_expired(&self, now: Timestamp) -> Result<u64>;

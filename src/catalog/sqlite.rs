@@ -157,8 +157,47 @@ impl SqliteCatalog {
     }
 
     pub fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self> {
-        let path = path.as_ref().to_path_buf();
-        let mut writer = connect(&path, &options, true)?;
+        Self::open_inner(path.as_ref(), options, true)
+    }
+
+    /// Opens an existing catalog (bringing its schema up to date); refuses a
+    /// missing file, or a file that is not a keywarden catalog, naming it.
+    pub fn open_existing(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        if !path.is_file() {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("catalog {} does not exist", path.display()),
+            ));
+        }
+        let not_ours = |why: String| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("{} is not a keywarden catalog: {why}", path.display()),
+            )
+        };
+        let probe = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| not_ours(e.to_string()))?;
+        let version: u32 = probe
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| not_ours(e.to_string()))?;
+        let has_secrets: bool = probe
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'secrets')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| not_ours(e.to_string()))?;
+        drop(probe);
+        if version == 0 || !has_secrets {
+            return Err(not_ours("it has no keywarden schema".to_owned()));
+        }
+        Self::open_inner(path, SqliteOptions::default(), false)
+    }
+
+    fn open_inner(path: &Path, options: SqliteOptions, create: bool) -> Result<Self> {
+        let path = path.to_path_buf();
+        let mut writer = connect(&path, &options, create)?;
         migrate(&mut writer)?;
         Ok(SqliteCatalog {
             path,
@@ -187,8 +226,43 @@ impl SqliteCatalog {
             .to_str()
             .ok_or_else(|| Error::invalid("output", "backup path must be valid UTF-8"))?;
         self.read(|c| {
-            c.execute("VACUUM INTO ?1", [dest_str])?;
+            c.execute("VACUUM INTO ?1", [dest_str]).map_err(|e| {
+                Error::new(
+                    ErrorKind::Unavailable,
+                    format!("cannot write the backup {}", dest.display()),
+                )
+                .with_source(e)
+            })?;
             Ok(())
+        })
+    }
+
+    fn scan(
+        &self,
+        after: Option<&SecretId>,
+        limit: u32,
+    ) -> Result<Vec<(SecretMeta, Option<StoredSecret>)>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {SECRET_COLUMNS}, stored, kek_id FROM secrets WHERE id > ?1 ORDER BY id LIMIT ?2"
+            ))?;
+            let after = after.map(ToString::to_string).unwrap_or_default();
+            let mut rows = stmt.query(params![after, limit])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                let meta = secret_from_row(r)?;
+                let stored = r
+                    .get::<_, Option<Vec<u8>>>(14)?
+                    .map(|bytes| -> Result<StoredSecret> {
+                        Ok(StoredSecret {
+                            bytes,
+                            kek_id: r.get(15)?,
+                        })
+                    })
+                    .transpose()?;
+                out.push((meta, stored));
+            }
+            Ok(out)
         })
     }
 
@@ -1137,6 +1211,14 @@ impl Catalog for SqliteCatalog {
             }
             Ok(out)
         })
+    }
+
+    fn scan_secrets(
+        &self,
+        after: Option<&SecretId>,
+        limit: u32,
+    ) -> Result<Vec<(SecretMeta, Option<StoredSecret>)>> {
+        self.scan(after, limit)
     }
 
     fn purge_expired(&self, now: Timestamp) -> Result<u64> {
