@@ -208,6 +208,11 @@ pub enum Write {
         id: SecretId,
         acl: Option<Acl>,
     },
+    /// Adds one user to a secret's read ACL, keeping the rest.
+    GrantRead {
+        id: SecretId,
+        user: UserId,
+    },
     InsertOrder(Order),
     DeleteOrder(OrderId),
     InsertContainer(Container),

@@ -477,11 +477,17 @@ fn run_jobs(conn: &mut Connection, jobs: Vec<Job>, busy_timeout: Duration) {
     }
 }
 
+/// A statement run often enough that parsing it each time shows.
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([])?;
+    Ok(())
+}
+
 fn run_group(conn: &Connection, jobs: &[Job]) -> Result<GroupOutcome> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let mut outcomes = Vec::with_capacity(jobs.len());
     for (i, job) in jobs.iter().enumerate() {
-        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+        if let Err(e) = run_cached(conn, "SAVEPOINT job") {
             let _ = conn.execute_batch("ROLLBACK");
             return Err(e.into());
         }
@@ -493,11 +499,11 @@ fn run_group(conn: &Connection, jobs: &[Job]) -> Result<GroupOutcome> {
             other => other,
         };
         let end = if outcome.is_ok() {
-            "RELEASE job"
+            run_cached(conn, "RELEASE job")
         } else {
-            "ROLLBACK TO job; RELEASE job"
+            run_cached(conn, "ROLLBACK TO job").and_then(|()| run_cached(conn, "RELEASE job"))
         };
-        if let Err(e) = conn.execute_batch(end) {
+        if let Err(e) = end {
             let _ = conn.execute_batch("ROLLBACK");
             return Err(e.into());
         }
@@ -632,6 +638,20 @@ fn apply_write(c: &Connection, w: &Write) -> Result<()> {
             for user in &acl.users {
                 ins.execute(params![id.to_string(), user.as_str()])?;
             }
+        }
+        Write::GrantRead { id, user } => {
+            c.prepare_cached(
+                "INSERT OR IGNORE INTO secret_acl_users (secret_id, user_id) VALUES (?1, ?2)",
+            )?
+            .execute(params![id.to_string(), user.as_str()])
+            .map_err(|e| match &e {
+                rusqlite::Error::SqliteFailure(f, _)
+                    if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY =>
+                {
+                    Error::new(ErrorKind::NotFound, format!("secret {id} not found"))
+                }
+                _ => e.into(),
+            })?;
         }
         Write::InsertOrder(o) => {
             c.prepare_cached(

@@ -439,12 +439,9 @@ impl SecretStore {
                 stored: Some(stored),
             }];
             if let Some(user) = user {
-                batch.push(Write::SetAcl {
+                batch.push(Write::GrantRead {
                     id: *id,
-                    acl: Some(Acl {
-                        users: vec![user.clone()],
-                        project_access: true,
-                    }),
+                    user: user.clone(),
                 });
             }
             batches.push(batch);
