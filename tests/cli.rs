@@ -1682,3 +1682,144 @@ fn an_order_that_ends_in_error_exits_1_and_shows_the_order() {
             .contains("ERROR")
     );
 }
+
+#[test]
+fn migrate_fixed_key_from_a_cinder_conf_then_status() {
+    let kw = Keywarden::new();
+    let db = kw.path("cinder.db");
+    let cinder = keywarden::migration::CinderSqlite::create_minimal(&db).unwrap();
+    for id in ["vol-a", "vol-b"] {
+        cinder
+            .connection()
+            .execute(
+                "INSERT INTO volumes (id, host, user_id, project_id, encryption_key_id, deleted)
+                 VALUES (?1, 'node-1', 'owner', 'tenant', ?2, 0)",
+                [id, keywarden::migration::ALL_ZEROS],
+            )
+            .unwrap();
+    }
+    drop(cinder);
+    fs::write(
+        kw.path("cinder.conf"),
+        format!(
+            "[DEFAULT]\ndebug = false\n\n[key_manager]\nbackend = barbican\nfixed_key = {}\n",
+            "0f".repeat(32)
+        ),
+    )
+    .unwrap();
+    let db_arg = db.to_str().unwrap();
+
+    // Still in use: status says so, with exit 1.
+    let status = kw.run(&["migrate", "status", "--db", db_arg]);
+    assert_eq!(status.code, Some(1));
+    assert!(
+        status
+            .stdout
+            .contains("Volumes still on the all-zeros key ID: 2"),
+        "{status:?}"
+    );
+    assert!(status.stdout.contains("Keep fixed_key"), "{status:?}");
+
+    // Dry run changes nothing.
+    let dry = kw.run(&[
+        "migrate",
+        "fixed-key",
+        "--db",
+        db_arg,
+        "--host",
+        "node-1",
+        "--from-conf",
+        "cinder.conf",
+        "--dry-run",
+    ]);
+    assert_eq!(dry.code, Some(0), "{dry:?}");
+    assert!(
+        dry.stdout.contains("2 item(s) would be migrated"),
+        "{dry:?}"
+    );
+    assert!(
+        dry.stderr.contains("There are still 2 volume(s)"),
+        "{dry:?}"
+    );
+
+    // The migration, as the service identity; cinder's lines on stderr.
+    let out = kw
+        .command()
+        .args([
+            "--os-project-id",
+            "service",
+            "--os-user-id",
+            "cinder",
+            "--os-roles",
+            "creator",
+        ])
+        .args([
+            "migrate",
+            "fixed-key",
+            "--db",
+            db_arg,
+            "--host",
+            "node-1",
+            "--from-conf",
+            "cinder.conf",
+        ])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stdout.contains("Migrated 2 item(s); 0 error(s)"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("INFO Starting migration of ConfKeyManager keys."),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("INFO Migrating VolumeMigration vol-a encryption key to Barbican"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("INFO No volumes are using the ConfKeyManager's encryption_key_id."),
+        "{stderr}"
+    );
+
+    let status = kw.ok(&["migrate", "status", "--db", db_arg]);
+    assert!(
+        status.contains("It is safe to remove fixed_key"),
+        "{status}"
+    );
+
+    // The volume's owner reads its new key: the fixed key's bytes.
+    let key_id: String = Connection::open(&db)
+        .unwrap()
+        .query_row(
+            "SELECT encryption_key_id FROM volumes WHERE id = 'vol-a'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let owner = kw
+        .command()
+        .args([
+            "--os-project-id",
+            "tenant",
+            "--os-user-id",
+            "owner",
+            "--os-roles",
+            "creator",
+        ])
+        .args(["secret", "get", &key_id, "--file", "k.bin"])
+        .output()
+        .unwrap();
+    assert_eq!(owner.status.code(), Some(0), "{owner:?}");
+    assert_eq!(fs::read(kw.path("k.bin")).unwrap(), vec![0x0f; 32]);
+
+    kw.refused_unchanged(
+        &["migrate", "status", "--db", "missing.db"],
+        "does not exist",
+    );
+}
