@@ -288,7 +288,7 @@ fn projects_on_two_backends_and_a_moved_project() {
     let unknown = BackendId::new("nope").unwrap();
     assert_eq!(
         store.set_project_backend(&pa, &unknown).unwrap_err().kind(),
-        ErrorKind::Config
+        ErrorKind::InvalidInput
     );
     // A non-admin may not move projects, and an admin only moves their own:
     // project-b's mapping is untouched by project-a's calls.

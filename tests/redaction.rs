@@ -79,6 +79,25 @@ fn debug_of_every_key_holding_type_is_redacted() {
         assert!(!shown.contains(b64.as_str()));
         assert_hidden(&shown, kek.expose_secret());
     }
+    let fixed = keywarden::backend::DangerFixedKey::new(
+        keywarden::model::BackendId::new("legacy").unwrap(),
+        sb.clone(),
+    );
+    assert_hidden(&format!("{fixed:?}"), bytes);
+    let options = keywarden::migration::MigrationOptions::new(
+        keywarden::migration::Service::Volume,
+        keywarden::migration::HostFilter::Host("h".into()),
+        Some(sb.clone()),
+    );
+    assert_hidden(&format!("{options:?}"), bytes);
+    let mut legacy = Config::generate("x.db").unwrap();
+    legacy.backends.insert(
+        keywarden::model::BackendId::new("legacy").unwrap(),
+        keywarden::config::BackendConfig::DangerFixedKey {
+            fixed_key: sb.clone(),
+        },
+    );
+    assert_hidden(&format!("{legacy:?}"), bytes);
     let rsa = keywarden::keygen::generate_rsa(2048, None).unwrap();
     let shown = format!("{rsa:?}");
     assert!(!shown.contains("PRIVATE KEY"), "{shown}");

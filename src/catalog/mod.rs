@@ -208,6 +208,11 @@ pub enum Write {
         id: SecretId,
         acl: Option<Acl>,
     },
+    /// Adds one user to a secret's read ACL, keeping the rest.
+    GrantRead {
+        id: SecretId,
+        user: UserId,
+    },
     InsertOrder(Order),
     DeleteOrder(OrderId),
     InsertContainer(Container),
@@ -282,6 +287,14 @@ pub trait Catalog: KekStore + Debug {
     fn project_backends(&self) -> Result<Vec<(ProjectId, BackendId)>>;
 
     fn counts(&self) -> Result<Counts>;
+
+    /// Every secret with its ciphertext, in id order, at most `limit` after
+    /// `after`: for checks that must authenticate everything stored.
+    fn scan_secrets(
+        &self,
+        after: Option<&SecretId>,
+        limit: u32,
+    ) -> Result<Vec<(SecretMeta, Option<StoredSecret>)>>;
 
     /// Deletes every secret that expired before `now` (with its ciphertext,
     /// ACL and consumers); returns how many.

@@ -157,8 +157,47 @@ impl SqliteCatalog {
     }
 
     pub fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self> {
-        let path = path.as_ref().to_path_buf();
-        let mut writer = connect(&path, &options, true)?;
+        Self::open_inner(path.as_ref(), options, true)
+    }
+
+    /// Opens an existing catalog (bringing its schema up to date); refuses a
+    /// missing file, or a file that is not a keywarden catalog, naming it.
+    pub fn open_existing(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        if !path.is_file() {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("catalog {} does not exist", path.display()),
+            ));
+        }
+        let not_ours = |why: String| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("{} is not a keywarden catalog: {why}", path.display()),
+            )
+        };
+        let probe = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| not_ours(e.to_string()))?;
+        let version: u32 = probe
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| not_ours(e.to_string()))?;
+        let has_secrets: bool = probe
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'secrets')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| not_ours(e.to_string()))?;
+        drop(probe);
+        if version == 0 || !has_secrets {
+            return Err(not_ours("it has no keywarden schema".to_owned()));
+        }
+        Self::open_inner(path, SqliteOptions::default(), false)
+    }
+
+    fn open_inner(path: &Path, options: SqliteOptions, create: bool) -> Result<Self> {
+        let path = path.to_path_buf();
+        let mut writer = connect(&path, &options, create)?;
         migrate(&mut writer)?;
         Ok(SqliteCatalog {
             path,
@@ -187,8 +226,43 @@ impl SqliteCatalog {
             .to_str()
             .ok_or_else(|| Error::invalid("output", "backup path must be valid UTF-8"))?;
         self.read(|c| {
-            c.execute("VACUUM INTO ?1", [dest_str])?;
+            c.execute("VACUUM INTO ?1", [dest_str]).map_err(|e| {
+                Error::new(
+                    ErrorKind::Unavailable,
+                    format!("cannot write the backup {}", dest.display()),
+                )
+                .with_source(e)
+            })?;
             Ok(())
+        })
+    }
+
+    fn scan(
+        &self,
+        after: Option<&SecretId>,
+        limit: u32,
+    ) -> Result<Vec<(SecretMeta, Option<StoredSecret>)>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {SECRET_COLUMNS}, stored, kek_id FROM secrets WHERE id > ?1 ORDER BY id LIMIT ?2"
+            ))?;
+            let after = after.map(ToString::to_string).unwrap_or_default();
+            let mut rows = stmt.query(params![after, limit])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                let meta = secret_from_row(r)?;
+                let stored = r
+                    .get::<_, Option<Vec<u8>>>(14)?
+                    .map(|bytes| -> Result<StoredSecret> {
+                        Ok(StoredSecret {
+                            bytes,
+                            kek_id: r.get(15)?,
+                        })
+                    })
+                    .transpose()?;
+                out.push((meta, stored));
+            }
+            Ok(out)
         })
     }
 
@@ -403,11 +477,17 @@ fn run_jobs(conn: &mut Connection, jobs: Vec<Job>, busy_timeout: Duration) {
     }
 }
 
+/// A statement run often enough that parsing it each time shows.
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([])?;
+    Ok(())
+}
+
 fn run_group(conn: &Connection, jobs: &[Job]) -> Result<GroupOutcome> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let mut outcomes = Vec::with_capacity(jobs.len());
     for (i, job) in jobs.iter().enumerate() {
-        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+        if let Err(e) = run_cached(conn, "SAVEPOINT job") {
             let _ = conn.execute_batch("ROLLBACK");
             return Err(e.into());
         }
@@ -419,11 +499,11 @@ fn run_group(conn: &Connection, jobs: &[Job]) -> Result<GroupOutcome> {
             other => other,
         };
         let end = if outcome.is_ok() {
-            "RELEASE job"
+            run_cached(conn, "RELEASE job")
         } else {
-            "ROLLBACK TO job; RELEASE job"
+            run_cached(conn, "ROLLBACK TO job").and_then(|()| run_cached(conn, "RELEASE job"))
         };
-        if let Err(e) = conn.execute_batch(end) {
+        if let Err(e) = end {
             let _ = conn.execute_batch("ROLLBACK");
             return Err(e.into());
         }
@@ -558,6 +638,20 @@ fn apply_write(c: &Connection, w: &Write) -> Result<()> {
             for user in &acl.users {
                 ins.execute(params![id.to_string(), user.as_str()])?;
             }
+        }
+        Write::GrantRead { id, user } => {
+            c.prepare_cached(
+                "INSERT OR IGNORE INTO secret_acl_users (secret_id, user_id) VALUES (?1, ?2)",
+            )?
+            .execute(params![id.to_string(), user.as_str()])
+            .map_err(|e| match &e {
+                rusqlite::Error::SqliteFailure(f, _)
+                    if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY =>
+                {
+                    Error::new(ErrorKind::NotFound, format!("secret {id} not found"))
+                }
+                _ => e.into(),
+            })?;
         }
         Write::InsertOrder(o) => {
             c.prepare_cached(
@@ -1137,6 +1231,14 @@ impl Catalog for SqliteCatalog {
             }
             Ok(out)
         })
+    }
+
+    fn scan_secrets(
+        &self,
+        after: Option<&SecretId>,
+        limit: u32,
+    ) -> Result<Vec<(SecretMeta, Option<StoredSecret>)>> {
+        self.scan(after, limit)
     }
 
     fn purge_expired(&self, now: Timestamp) -> Result<u64> {

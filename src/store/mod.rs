@@ -439,12 +439,9 @@ impl SecretStore {
                 stored: Some(stored),
             }];
             if let Some(user) = user {
-                batch.push(Write::SetAcl {
+                batch.push(Write::GrantRead {
                     id: *id,
-                    acl: Some(Acl {
-                        users: vec![user.clone()],
-                        project_access: true,
-                    }),
+                    user: user.clone(),
                 });
             }
             batches.push(batch);
@@ -721,7 +718,12 @@ impl SecretStore {
     pub fn set_project_backend(&self, ctx: &Context, backend: &BackendId) -> Result<()> {
         let out = (|| {
             self.authorize("secretstore_preferred:post", ctx, &self.project_target(ctx))?;
-            self.backend(backend)?;
+            if !self.backends.contains_key(backend) {
+                return Err(Error::invalid(
+                    "backend",
+                    format!("backend {backend} is not configured"),
+                ));
+            }
             self.catalog.apply(vec![Write::SetProjectBackend {
                 project: ctx.project_id.clone(),
                 backend: Some(backend.clone()),
@@ -893,6 +895,14 @@ fn fixed_key_row(ctx: &Context, fixed: &dyn KeyManager, with_stored: bool) -> Re
     })
 }
 
+/// What [`Operator::verify_secrets`] found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SecretsCheck {
+    pub checked: u64,
+    /// Secrets whose stored material did not authenticate.
+    pub failed: Vec<SecretId>,
+}
+
 /// Operator actions on a store; see [`SecretStore::operator`].
 pub struct Operator<'a> {
     store: &'a SecretStore,
@@ -913,6 +923,32 @@ impl Operator<'_> {
     /// How much the catalog holds.
     pub fn counts(&self) -> Result<Counts> {
         self.store.catalog.counts()
+    }
+
+    /// Authenticates every stored secret with its backend (nothing is
+    /// returned or kept): how many were checked, and which failed.
+    pub fn verify_secrets(&self) -> Result<SecretsCheck> {
+        let mut check = SecretsCheck::default();
+        let mut after = None;
+        loop {
+            let page = self.store.catalog.scan_secrets(after.as_ref(), 500)?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.id);
+            for (meta, stored) in &page {
+                let Some(stored) = stored else { continue };
+                check.checked += 1;
+                let ok = self
+                    .store
+                    .backend(&meta.backend_id)
+                    .and_then(|b| b.retrieve(scope(meta), stored))
+                    .is_ok();
+                if !ok {
+                    check.failed.push(meta.id);
+                }
+            }
+        }
+        operator_audit("secrets:verify", &"*", &Ok::<_, Error>(()));
+        Ok(check)
     }
 
     /// Deletes every expired secret (their ciphertext with them); returns

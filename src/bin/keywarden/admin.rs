@@ -4,6 +4,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use keywarden::backend::MasterKek;
 use keywarden::catalog::{Catalog, SqliteCatalog};
@@ -12,9 +13,9 @@ use keywarden::model::BackendId;
 use keywarden::store::SecretStore;
 use keywarden::{Error, ErrorKind};
 
-use crate::{CliResult, Failure, load_config, progress, progress_done};
+use crate::{CliResult, Failure, open_store, progress, progress_done};
 
-/// `keywarden init`: a new config (mode 0600) and an empty database.
+/// `keywarden init`: a new config and an empty database, both mode 0600.
 pub fn init(config_path: &Path, database: &Path, endpoint: &str) -> CliResult<String> {
     if config_path.exists() {
         return Err(Failure::Usage(format!(
@@ -27,19 +28,23 @@ pub fn init(config_path: &Path, database: &Path, endpoint: &str) -> CliResult<St
     let text = config.to_toml();
     // Re-read through the normal path so relative paths resolve as they will later.
     let parsed = Config::from_toml(&text, config_path.parent())?;
-    if let CatalogLocation::Sqlite(db) = parsed.catalog_location()?
-        && db.exists()
-    {
+    let CatalogLocation::Sqlite(db) = parsed.catalog_location()?;
+    if db.exists() {
         return Err(Failure::Usage(format!(
             "database {} already exists; it belongs to another config",
             db.display()
         )));
     }
     write_new_private_file(config_path, text.as_bytes())?;
-    let store = SecretStore::open(&parsed);
-    if let Err(e) = store {
+    // SQLite gives its -wal and -shm files the database file's mode.
+    let created = write_new_private_file(&db, b"").and_then(|()| {
+        SecretStore::open(&parsed)?;
+        Ok(())
+    });
+    if let Err(e) = created {
         let _ = std::fs::remove_file(config_path);
-        return Err(e.into());
+        let _ = std::fs::remove_file(&db);
+        return Err(e);
     }
     Ok(format!(
         "Wrote {} (mode 0600; it holds the master KEK: back it up and keep it secret)\nCreated database {}\n",
@@ -49,19 +54,28 @@ pub fn init(config_path: &Path, database: &Path, endpoint: &str) -> CliResult<St
 }
 
 /// `keywarden backup --output PATH`.
-pub fn backup(config: &Config, config_path: &Path, output: &Path) -> CliResult<String> {
+pub fn backup(config_path: &Path, output: &Path) -> CliResult<String> {
     if output.exists() {
         return Err(Failure::Usage(format!(
             "{} already exists; choose a new file",
             output.display()
         )));
     }
-    let store = SecretStore::open(config)?;
-    let catalog = sqlite_catalog(config)?;
+    let (config, _store) = open_store(config_path)?;
+    let catalog = SqliteCatalog::open_existing(database(&config)?)?;
     progress("Backing up the catalog…");
-    catalog.backup_to(output)?;
+    // Created private and empty: VACUUM INTO writes into an empty file.
+    write_new_private_file(output, b"")?;
+    let written = catalog
+        .backup_to(output)
+        .map_err(Failure::from)
+        .and_then(|()| restrict(output));
     progress_done();
-    let counts = store.operator().counts()?;
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(output);
+        return Err(e);
+    }
+    let counts = SqliteCatalog::open_existing(output)?.counts()?;
     Ok(format!(
         "Backed up {} secrets, {} orders, {} containers to {}\n\
          The master KEK is NOT in the backup: back up the config file {} separately and keep it\n\
@@ -82,16 +96,11 @@ pub fn restore(config: &Config, backup: &Path, force: bool) -> CliResult<String>
             backup.display()
         )));
     }
-    let CatalogLocation::Sqlite(db) = config.catalog_location()?;
+    let db = database(config)?;
     // Check the backup on a scratch copy: the backup file itself stays untouched.
     let scratch = scratch_path(&db, "restore-check");
     std::fs::copy(backup, &scratch).map_err(|e| io_failure("cannot copy the backup", e))?;
-    let checked = verify_backup(config, &scratch);
-    if let Err(e) = checked {
-        remove_sqlite_files(&scratch);
-        return Err(e);
-    }
-    let restored = (|| -> CliResult<String> {
+    let outcome = verify_backup(config, backup, &scratch).and_then(|()| {
         let catalog = SqliteCatalog::open(&db)?;
         let existing = catalog.counts()?.secrets;
         if existing > 0 && !force {
@@ -116,36 +125,41 @@ pub fn restore(config: &Config, backup: &Path, force: bool) -> CliResult<String>
             counts.containers,
             backup.display()
         ))
-    })();
+    });
     remove_sqlite_files(&scratch);
-    restored
+    outcome
 }
 
-/// Opens `path` as a catalog and checks every configured master KEK opens
-/// its project KEKs there.
-fn verify_backup(config: &Config, path: &Path) -> CliResult<()> {
-    let catalog: std::sync::Arc<dyn Catalog> = std::sync::Arc::new(SqliteCatalog::open(path)?);
+/// Opens the scratch copy as a store under this config: the backup must be
+/// a keywarden catalog, every master KEK must open its project KEKs there,
+/// and every project mapping must name a configured backend.
+fn verify_backup(config: &Config, backup: &Path, scratch: &Path) -> CliResult<()> {
+    let refuse = |e: Error| {
+        Failure::Store(Error::new(
+            e.kind(),
+            format!(
+                "backup {} cannot be restored under this config; nothing was replaced: {}",
+                backup.display(),
+                e.context().replace(&scratch.display().to_string(), "it")
+            ),
+        ))
+    };
+    let catalog: Arc<dyn Catalog> =
+        Arc::new(SqliteCatalog::open_existing(scratch).map_err(refuse)?);
+    let mut builder =
+        SecretStore::builder(catalog.clone()).default_backend(config.default_backend.clone());
     for (id, backend) in &config.backends {
-        let km = backend.build(id, catalog.clone());
-        km.verify().map_err(|e| {
-            Failure::Store(Error::new(
-                ErrorKind::Integrity,
-                format!(
-                    "the backup does not match this config's master KEK; nothing was replaced ({})",
-                    e.context()
-                ),
-            ))
-        })?;
+        builder = builder.backend(backend.build(id, catalog.clone()));
     }
+    builder.build().map_err(refuse)?;
     Ok(())
 }
 
 /// `keywarden kek rotate`: config first (new active + old retired), then the
 /// rewrap in one transaction, so a crash between the two loses nothing.
 pub fn kek_rotate(config_path: &Path, only: Option<&str>) -> CliResult<String> {
-    let mut config = load_config(config_path)?;
-    // Refuse early if the current keys do not open the store.
-    SecretStore::open(&config)?;
+    // Refuses early if the database is missing or the keys do not open it.
+    let (mut config, _) = open_store(config_path)?;
     let targets: Vec<BackendId> = match only {
         Some(id) => {
             let id = BackendId::new(id)?;
@@ -187,8 +201,7 @@ pub fn kek_rotate(config_path: &Path, only: Option<&str>) -> CliResult<String> {
 
 /// `keywarden kek prune`: removes retired master KEKs that wrap nothing.
 pub fn kek_prune(config_path: &Path) -> CliResult<String> {
-    let mut config = load_config(config_path)?;
-    let store = SecretStore::open(&config)?;
+    let (mut config, store) = open_store(config_path)?;
     let report = store.check()?;
     let mut pruned = 0;
     for (id, backend) in config.backends.iter_mut() {
@@ -222,13 +235,27 @@ pub fn kek_prune(config_path: &Path) -> CliResult<String> {
     ))
 }
 
-/// `keywarden check`.
-pub fn check(config: &Config) -> CliResult<String> {
-    let store = SecretStore::open(config)?;
+/// `keywarden check`: the store opens (every master KEK opens its project
+/// KEKs), every stored secret authenticates, and the counts.
+pub fn check(config_path: &Path) -> CliResult<String> {
+    let (config, store) = open_store(config_path)?;
     let report = store.check()?;
+    progress("Authenticating every stored secret…");
+    let secrets = store.operator().verify_secrets()?;
+    progress_done();
+    if let Some(first) = secrets.failed.first() {
+        return Err(Failure::Store(Error::new(
+            ErrorKind::Integrity,
+            format!(
+                "{} of {} stored secrets do not authenticate (first: {first}); the catalog was tampered with or damaged",
+                secrets.failed.len(),
+                secrets.checked
+            ),
+        )));
+    }
     let c = &report.counts;
     let mut out = format!(
-        "Catalog {}: schema ok\nSecrets: {} ({} with payload)\nOrders: {}\nContainers: {}\nConsumers: {}\nProject KEKs: {}\n",
+        "Catalog {}: schema ok\nSecrets: {} ({} with payload, all authenticated)\nOrders: {}\nContainers: {}\nConsumers: {}\nProject KEKs: {}\n",
         config.catalog_location()?,
         c.secrets,
         c.secrets_with_payload,
@@ -247,9 +274,16 @@ pub fn check(config: &Config) -> CliResult<String> {
     Ok(out)
 }
 
-fn sqlite_catalog(config: &Config) -> CliResult<SqliteCatalog> {
+fn database(config: &Config) -> CliResult<PathBuf> {
     let CatalogLocation::Sqlite(db) = config.catalog_location()?;
-    Ok(SqliteCatalog::open(db)?)
+    Ok(db)
+}
+
+/// Mode 0600: backups hold every ciphertext and wrapped KEK.
+fn restrict(path: &Path) -> CliResult<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| io_failure(&format!("cannot restrict {}", path.display()), e))
 }
 
 fn scratch_path(beside: &Path, what: &str) -> PathBuf {

@@ -272,12 +272,20 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
         Err(e) => {
-            // One line, exit 1, like every other refusal.
+            // One line, exit 1, like every other refusal: clap's message up
+            // to its usage block, folded (it names a missing argument on
+            // the next line).
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
+            let message: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            let message = message.join(" ");
             eprintln!(
                 "Error: {} (see --help)",
-                first.trim_start_matches("error: ")
+                message.trim_start_matches("error: ")
             );
             return ExitCode::from(1);
         }
@@ -327,6 +335,16 @@ impl Failure {
                 if let Some(field) = e.field() {
                     line.push_str(&format!(" (field: {field})"));
                 }
+                // The underlying cause (an SQLite or I/O error) says why.
+                let mut cause = std::error::Error::source(e);
+                let mut last = None;
+                while let Some(c) = cause {
+                    last = Some(c.to_string());
+                    cause = c.source();
+                }
+                if let Some(last) = last {
+                    line.push_str(&format!(" ({last})"));
+                }
                 line.replace('\n', " ")
             }
             Failure::Usage(m) => format!("Error: {m}"),
@@ -351,9 +369,7 @@ pub type CliResult<T> = Result<T, Failure>;
 fn run(cli: &Cli) -> CliResult<String> {
     match &cli.command {
         Command::Init(args) => admin::init(&cli.config, args.database.as_path(), &args.endpoint),
-        Command::Backup { output } => {
-            admin::backup(&load_config(&cli.config)?, &cli.config, output)
-        }
+        Command::Backup { output } => admin::backup(&cli.config, output),
         Command::Restore { path, force } => {
             admin::restore(&load_config(&cli.config)?, path, *force)
         }
@@ -361,14 +377,14 @@ fn run(cli: &Cli) -> CliResult<String> {
             admin::kek_rotate(&cli.config, backend.as_deref())
         }
         Command::Kek(KekCommand::Prune) => admin::kek_prune(&cli.config),
-        Command::Check => admin::check(&load_config(&cli.config)?),
+        Command::Check => admin::check(&cli.config),
         Command::Migrate(cmd) => migrate::run(cli, cmd),
         Command::Volume(cmd) => volume::run(cli, cmd),
         Command::Secret(cmd) => {
-            let store = open_store(&cli.config)?;
+            let (_, store) = open_store(&cli.config)?;
             secret_command(cli, &store, &context(cli)?, cmd)
         }
-        Command::ProjectStore(cmd) => project_store_command(cli, &open_store(&cli.config)?, cmd),
+        Command::ProjectStore(cmd) => project_store_command(cli, &open_store(&cli.config)?.1, cmd),
     }
 }
 
@@ -382,17 +398,19 @@ pub fn load_config(path: &Path) -> CliResult<Config> {
     Ok(Config::from_file(path)?)
 }
 
-fn open_store(path: &Path) -> CliResult<SecretStore> {
+/// The config and the store it describes. The database must exist: only
+/// `init` and `restore` make one.
+pub fn open_store(path: &Path) -> CliResult<(Config, SecretStore)> {
     let config = load_config(path)?;
-    if let CatalogLocation::Sqlite(db) = config.catalog_location()?
-        && !db.exists()
-    {
+    let CatalogLocation::Sqlite(db) = config.catalog_location()?;
+    if !db.exists() {
         return Err(Failure::Usage(format!(
             "database {} does not exist; restore a backup or run `keywarden init` with a new config",
             db.display()
         )));
     }
-    Ok(SecretStore::open(&config)?)
+    let store = SecretStore::open(&config)?;
+    Ok((config, store))
 }
 
 fn context(cli: &Cli) -> CliResult<Context> {
@@ -660,7 +678,22 @@ fn order_command(
                     },
                 )?
             };
-            show(cli, &order_record(store, &order))
+            let shown = show(cli, &order_record(store, &order))?;
+            if order.status == keywarden::model::Status::Error {
+                // Orders run synchronously here: a script must be able to
+                // tell that no key was made. The order itself is recorded.
+                print!("{shown}");
+                return Err(Failure::Store(Error::new(
+                    ErrorKind::Unsupported,
+                    format!(
+                        "order {} finished in ERROR ({}): {}",
+                        order.id,
+                        order.error_code.unwrap_or(500),
+                        order.error_reason.as_deref().unwrap_or("no reason given")
+                    ),
+                )));
+            }
+            Ok(shown)
         }
         OrderCommand::Get { order } => {
             let id: OrderId = parse_ref(order, "orders")?;

@@ -77,8 +77,7 @@ pub fn run(cli: &Cli, cmd: &MigrateCommand) -> CliResult<String> {
 }
 
 fn fixed_key(cli: &Cli, a: &FixedKeyArgs) -> CliResult<String> {
-    let store = open_store(&cli.config)?;
-    let config = crate::load_config(&cli.config)?;
+    let (config, store) = open_store(&cli.config)?;
     let (fixed_key, backend) = key_source(a, &config)?;
     let service = if a.service == "backup" {
         Service::Backup

@@ -154,7 +154,7 @@ pub fn run(cli: &Cli, cmd: &VolumeCommand) -> CliResult<String> {
 }
 
 fn passphrase(cli: &Cli, key: &str) -> CliResult<SecretBytes> {
-    let store = open_store(&cli.config)?;
+    let (_, store) = open_store(&cli.config)?;
     let id: SecretId = parse_ref(key, "secrets")?;
     Ok(fetch_passphrase(&store, &context(cli)?, &id)?)
 }
