@@ -1376,6 +1376,61 @@ impl KekStore for SqliteCatalog {
 mod tests {
     use super::*;
 
+    fn order(project: &ProjectId, user: &UserId) -> Write {
+        let now = Timestamp::now();
+        Write::InsertOrder(Order {
+            id: OrderId::new_random(),
+            project_id: project.clone(),
+            creator_id: user.clone(),
+            order_type: OrderType::Key,
+            status: crate::model::Status::Active,
+            name: None,
+            algorithm: "aes".into(),
+            bit_length: 256,
+            mode: None,
+            payload_content_type: None,
+            expiration: None,
+            secret_id: None,
+            container_id: None,
+            error_code: None,
+            error_reason: None,
+            created: now,
+            updated: now,
+        })
+    }
+
+    /// Writers that queue while a commit is in flight are committed
+    /// together by the next one to take the write connection.
+    #[test]
+    fn waiting_writers_share_one_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = std::sync::Arc::new(SqliteCatalog::open(dir.path().join("c.db")).unwrap());
+        let project = ProjectId::new("p").unwrap();
+        let user = UserId::new("u").unwrap();
+        let version = |c: &SqliteCatalog| -> i64 {
+            c.read(|conn| Ok(conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)).unwrap()
+        };
+        // Hold the write connection, as a commit in flight does.
+        let held = lock(&cat.writer);
+        let before = version(&cat);
+        let writers: Vec<_> = (0..8)
+            .map(|_| {
+                let (cat, project, user) = (cat.clone(), project.clone(), user.clone());
+                std::thread::spawn(move || cat.apply(vec![order(&project, &user)]))
+            })
+            .collect();
+        while lock(&cat.queue).len() < 8 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        drop(held);
+        for w in writers {
+            w.join().unwrap().unwrap();
+        }
+        assert_eq!(cat.counts().unwrap().orders, 8);
+        // data_version moves once per commit seen from another connection.
+        assert_eq!(version(&cat) - before, 1, "eight writes, one commit");
+    }
+
     #[test]
     fn migrations_run_once_and_refuse_newer_schema() {
         let dir = tempfile::tempdir().unwrap();
