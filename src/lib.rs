@@ -9,6 +9,7 @@ pub(crate) mod crypto;
 pub mod error;
 pub mod keygen;
 pub mod model;
+pub mod object_keys;
 pub mod payload;
 pub mod policy;
 pub mod secret;
