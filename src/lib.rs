@@ -13,6 +13,7 @@ pub mod object_keys;
 pub mod payload;
 pub mod policy;
 pub mod secret;
+pub mod signature;
 pub mod store;
 
 pub use error::{Error, ErrorKind, Result};

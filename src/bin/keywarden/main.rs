@@ -18,6 +18,7 @@ use keywarden::store::{KeyOrder, KeyPairOrder, ListQuery, NewSecret, SecretStore
 use keywarden::{Error, ErrorKind};
 
 mod admin;
+mod image;
 mod output;
 
 use output::{Cell, Format, Record};
@@ -94,6 +95,9 @@ enum Command {
     Kek(KekCommand),
     /// Open the store, verify the KEKs, report counts.
     Check,
+    /// Image signatures: verify an image against a certificate in the store.
+    #[command(subcommand)]
+    Image(image::ImageCommand),
 }
 
 #[derive(Args, Debug)]
@@ -354,6 +358,7 @@ fn run(cli: &Cli) -> CliResult<String> {
         }
         Command::Kek(KekCommand::Prune) => admin::kek_prune(&cli.config),
         Command::Check => admin::check(&load_config(&cli.config)?),
+        Command::Image(cmd) => image::run(cli, cmd),
         Command::Secret(cmd) => {
             let store = open_store(&cli.config)?;
             secret_command(cli, &store, &context(cli)?, cmd)
