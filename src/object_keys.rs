@@ -137,10 +137,7 @@ impl FromStr for MetaVersion {
             "1" => Ok(MetaVersion::V1),
             "2" => Ok(MetaVersion::V2),
             "3" => Ok(MetaVersion::V3),
-            _ => Err(Error::invalid(
-                "v",
-                format!("Unknown key_id version: {s}"),
-            )),
+            _ => Err(Error::invalid("v", format!("Unknown key_id version: {s}"))),
         }
     }
 }
@@ -292,10 +289,7 @@ impl ObjectKeyMaster {
                 key,
             } = object
             else {
-                return Err(refuse(format!(
-                    "it is a {} secret",
-                    object.secret_type()
-                )));
+                return Err(refuse(format!("it is a {} secret", object.secret_type())));
             };
             if !algorithm.eq_ignore_ascii_case("aes") {
                 return Err(refuse(format!(
@@ -310,8 +304,8 @@ impl ObjectKeyMaster {
             }
             secrets.push((secret_id.clone(), key));
         }
-        Ok(ObjectKeyMaster::from_root_secrets(secrets, config.active_root_secret_id.clone())?
-            .with_meta_version(config.meta_version_to_write)?)
+        ObjectKeyMaster::from_root_secrets(secrets, config.active_root_secret_id.clone())?
+            .with_meta_version(config.meta_version_to_write)
     }
 
     /// Root secrets given directly (swift's `keymaster` with
@@ -419,9 +413,8 @@ impl ObjectKeyMaster {
             split_key_path(&key_id.path)?
         };
         let mut parts = (account, container, object);
-        let matches = |p: &(String, String, String)| {
-            (p.0.as_str(), p.1.as_str(), p.2.as_str()) == request
-        };
+        let matches =
+            |p: &(String, String, String)| (p.0.as_str(), p.1.as_str(), p.2.as_str()) == request;
         if key_id.version != MetaVersion::V3
             && !matches(&parts)
             && let (Some(a), Some(c), Some(o)) = (
@@ -496,9 +489,9 @@ impl ObjectKeyMaster {
             .apply_keystream(body_key.as_mut());
         let mut cipher = ctr_cipher(body_key.as_ref(), &meta.iv)?;
         // The counter wraps modulo 2^128, as swift's IV arithmetic does.
-        cipher.try_seek(offset).map_err(|_| {
-            Error::invalid("offset", "offset is beyond what AES-CTR can address")
-        })?;
+        cipher
+            .try_seek(offset)
+            .map_err(|_| Error::invalid("offset", "offset is beyond what AES-CTR can address"))?;
         Ok(BodyDecryptor { cipher })
     }
 
@@ -546,7 +539,10 @@ impl ObjectKeyMaster {
 impl fmt::Debug for ObjectKeyMaster {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ObjectKeyMaster")
-            .field("root_secret_ids", &self.root_secrets.keys().collect::<Vec<_>>())
+            .field(
+                "root_secret_ids",
+                &self.root_secrets.keys().collect::<Vec<_>>(),
+            )
             .field("active", &self.active)
             .field("meta_version_to_write", &self.meta_version_to_write)
             .finish()
@@ -584,7 +580,10 @@ impl ObjectPath {
         let (account, container, object) = (account.into(), container.into(), object.into());
         for (field, part) in [("account", &account), ("container", &container)] {
             if part.is_empty() || part.contains('/') {
-                return Err(Error::invalid(field, "must be non-empty and contain no '/'"));
+                return Err(Error::invalid(
+                    field,
+                    "must be non-empty and contain no '/'",
+                ));
             }
         }
         if object.is_empty() {
@@ -1057,7 +1056,10 @@ mod tests {
         let json = "{\"body_key\": {\"iv\": \"AQEBAQEBAQEBAQEBAQEBAQ==\", \"key\": \"AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=\"}, \"cipher\": \"AES_CTR_256\", \"iv\": \"AAAAAAAAAAAAAAAAAAAAAA==\", \"key_id\": {\"path\": \"/a/c/\\u00e9\", \"secret_id\": \"s\", \"v\": \"3\"}}";
         assert_eq!(meta.to_header(), quote_plus(json));
         assert_eq!(unquote_plus(&meta.to_header()).unwrap(), json);
-        assert_eq!(BodyCryptoMeta::from_header(&meta.to_header()).unwrap(), meta);
+        assert_eq!(
+            BodyCryptoMeta::from_header(&meta.to_header()).unwrap(),
+            meta
+        );
     }
 
     #[test]

@@ -22,8 +22,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use keywarden::ErrorKind;
 use keywarden::model::{ContentType, SecretId, SecretType};
 use keywarden::object_keys::{
-    BodyCryptoMeta, KeyId, KeymasterConfig, MetaVersion, ObjectKeyMaster, ObjectPath,
-    RootSecretId, UnknownSecretId,
+    BodyCryptoMeta, KeyId, KeymasterConfig, MetaVersion, ObjectKeyMaster, ObjectPath, RootSecretId,
+    UnknownSecretId,
 };
 use keywarden::secret::SecretBytes;
 use keywarden::store::{KeyOrder, NewSecret};
@@ -111,7 +111,11 @@ fn hex(b: &[u8]) -> String {
 
 fn body(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
-        .map(|i| (i as u32).wrapping_mul(2_654_435_761).rotate_left(seed as u32) as u8)
+        .map(|i| {
+            (i as u32)
+                .wrapping_mul(2_654_435_761)
+                .rotate_left(seed as u32) as u8
+        })
         .collect()
 }
 
@@ -234,7 +238,9 @@ fn bodies_cross_between_swift_and_keywarden_across_rotation() {
     for (i, p) in PATHS.iter().enumerate() {
         let b = body(70_000 + i * 33_331, i as u8);
         let version = if i % 2 == 0 { "2" } else { "3" };
-        encrypt.push(json!({"keymaster": "old", "path": p, "body": B64.encode(&b), "version": version}));
+        encrypt.push(
+            json!({"keymaster": "old", "path": p, "body": B64.encode(&b), "version": version}),
+        );
         bodies.push(b);
     }
     // keywarden writes under the new root secret, after it.
@@ -244,7 +250,9 @@ fn bodies_cross_between_swift_and_keywarden_across_rotation() {
     for (i, p) in PATHS.iter().enumerate() {
         let b = body(140_000 + i, 7 + i as u8);
         let mut stored = Vec::new();
-        let meta = rotated.encrypt_object(&path(p), &b[..], &mut stored).unwrap();
+        let meta = rotated
+            .encrypt_object(&path(p), &b[..], &mut stored)
+            .unwrap();
         assert_eq!(meta.key_id.secret_id, RootSecretId::named("new").unwrap());
         for offset in [0usize, 17, 65_536 + 5] {
             decrypt.push(json!({
@@ -267,10 +275,18 @@ fn bodies_cross_between_swift_and_keywarden_across_rotation() {
     let out = swift(&python, &s, &job);
 
     // What swift wrote under the old secret, we read after the rotation.
-    for ((p, b), e) in PATHS.iter().zip(&bodies).zip(out["encrypt"].as_array().unwrap()) {
+    for ((p, b), e) in PATHS
+        .iter()
+        .zip(&bodies)
+        .zip(out["encrypt"].as_array().unwrap())
+    {
         let meta = BodyCryptoMeta::from_header(e["header"].as_str().unwrap()).unwrap();
         assert_eq!(meta.key_id.secret_id, RootSecretId::DEFAULT);
-        assert_eq!(meta.to_header(), e["header"].as_str().unwrap(), "same bytes as swift's dump");
+        assert_eq!(
+            meta.to_header(),
+            e["header"].as_str().unwrap(),
+            "same bytes as swift's dump"
+        );
         let stored = B64.decode(e["stored"].as_str().unwrap()).unwrap();
         let mut plain = Vec::new();
         rotated
@@ -284,7 +300,10 @@ fn bodies_cross_between_swift_and_keywarden_across_rotation() {
     for (i, (meta, b)) in ours.iter().enumerate() {
         for (j, offset) in [0usize, 17, 65_536 + 5].into_iter().enumerate() {
             let r = &results[i * 3 + j];
-            assert_eq!(B64.decode(r["body"].as_str().unwrap()).unwrap(), b[offset..]);
+            assert_eq!(
+                B64.decode(r["body"].as_str().unwrap()).unwrap(),
+                b[offset..]
+            );
             assert_eq!(r["redump"].as_str().unwrap(), meta.to_header());
         }
     }
@@ -318,18 +337,18 @@ fn store_checks_root_secrets_as_kms_keymaster_does() {
     let s = setup();
     let ctx = common::admin("swift");
     let weak = s.fx.store.create_key(&ctx, &KeyOrder::aes(128)).unwrap();
-    let passphrase = s
-        .fx
-        .store
-        .store_secret(
-            &ctx,
-            NewSecret::new()
-                .secret_type(SecretType::Passphrase)
-                .payload_text("correct horse battery staple", Some("text/plain"), None),
-        )
-        .unwrap();
+    let passphrase =
+        s.fx.store
+            .store_secret(
+                &ctx,
+                NewSecret::new()
+                    .secret_type(SecretType::Passphrase)
+                    .payload_text("correct horse battery staple", Some("text/plain"), None),
+            )
+            .unwrap();
     for id in [weak.secret_id.unwrap(), passphrase] {
-        let err = ObjectKeyMaster::load(&s.fx.store, &ctx, &KeymasterConfig::single(id)).unwrap_err();
+        let err =
+            ObjectKeyMaster::load(&s.fx.store, &ctx, &KeymasterConfig::single(id)).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Config);
         assert!(err.context().contains("is not a symmetric key"), "{err}");
     }

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use x509_cert::Certificate;
 use x509_cert::der::{Decode as _, DecodePem as _, Encode as _};
-use x509_cert::spki::{DecodePublicKey as _, ObjectIdentifier};
+use x509_cert::spki::{self, DecodePublicKey as _, ObjectIdentifier};
 
 use crate::error::{Error, Result};
 use crate::model::Timestamp;
@@ -34,13 +34,14 @@ impl SigningCertificate {
     }
 
     fn decode_at_depth(payload: &[u8], depth: u8) -> Result<Self> {
+        // DER is binary: trimming "whitespace" could cut its last byte.
         let trimmed = payload.trim_ascii();
-        let cert = if trimmed.first() == Some(&0x30) {
-            Certificate::from_der(trimmed)
-                .map_err(|e| bad_certificate("it is not a DER X.509 certificate").with_source(e))?
+        let cert = if payload.first() == Some(&0x30) {
+            Certificate::from_der(payload)
+                .map_err(|e| bad_certificate_because("it is not a DER X.509 certificate", e))?
         } else if trimmed.starts_with(b"-----BEGIN") {
             Certificate::from_pem(trimmed)
-                .map_err(|e| bad_certificate("it is not a PEM X.509 certificate").with_source(e))?
+                .map_err(|e| bad_certificate_because("it is not a PEM X.509 certificate", e))?
         } else if depth == 0 {
             let compact: Vec<u8> = trimmed
                 .iter()
@@ -48,7 +49,7 @@ impl SigningCertificate {
                 .filter(|b| !b.is_ascii_whitespace())
                 .collect();
             let inner = BASE64.decode(&compact).map_err(|e| {
-                bad_certificate("it is neither DER, PEM, nor base64 of either").with_source(e)
+                bad_certificate_because("it is neither DER, PEM, nor base64 of either", e)
             })?;
             return Self::decode_at_depth(&inner, 1);
         } else {
@@ -63,7 +64,7 @@ impl SigningCertificate {
     pub fn to_der(&self) -> Result<Vec<u8>> {
         self.cert
             .to_der()
-            .map_err(|e| bad_certificate("it cannot be re-encoded").with_source(e))
+            .map_err(|e| bad_certificate_because("it cannot be re-encoded", e))
     }
 
     /// The subject, RFC 4514 style.
@@ -99,7 +100,7 @@ impl SigningCertificate {
         let spki = self.cert.tbs_certificate().subject_public_key_info();
         let der = spki
             .to_der()
-            .map_err(|e| bad_certificate("its public key cannot be encoded").with_source(e))?;
+            .map_err(|e| bad_certificate_because("its public key cannot be encoded", e))?;
         let oid = spki.algorithm.oid;
         let mismatch = |found: &str| {
             Failure::KeyTypeMismatch {
@@ -108,22 +109,21 @@ impl SigningCertificate {
             }
             .into_error()
         };
-        let unreadable = || bad_certificate("its public key cannot be read");
+        let unreadable =
+            |e: spki::Error| bad_certificate_because("its public key cannot be read", e);
         match key_type {
             KeyType::RsaPss => {
                 if oid != RSA_ENCRYPTION {
                     return Err(mismatch(&algorithm_name(oid, spki)));
                 }
-                let key = rsa::RsaPublicKey::from_public_key_der(&der)
-                    .map_err(|e| unreadable().with_source(e))?;
+                let key = rsa::RsaPublicKey::from_public_key_der(&der).map_err(unreadable)?;
                 Ok(PublicKey::Rsa(key))
             }
             KeyType::Dsa => {
                 if oid != DSA {
                     return Err(mismatch(&algorithm_name(oid, spki)));
                 }
-                let key = dsa::VerifyingKey::from_public_key_der(&der)
-                    .map_err(|e| unreadable().with_source(e))?;
+                let key = dsa::VerifyingKey::from_public_key_der(&der).map_err(unreadable)?;
                 Ok(PublicKey::Dsa(key))
             }
             KeyType::Ecc(curve) => {
@@ -132,12 +132,10 @@ impl SigningCertificate {
                 }
                 Ok(match curve {
                     EcCurve::Secp384r1 => PublicKey::P384(
-                        p384::ecdsa::VerifyingKey::from_public_key_der(&der)
-                            .map_err(|e| unreadable().with_source(e))?,
+                        p384::ecdsa::VerifyingKey::from_public_key_der(&der).map_err(unreadable)?,
                     ),
                     EcCurve::Secp521r1 => PublicKey::P521(
-                        p521::ecdsa::VerifyingKey::from_public_key_der(&der)
-                            .map_err(|e| unreadable().with_source(e))?,
+                        p521::ecdsa::VerifyingKey::from_public_key_der(&der).map_err(unreadable)?,
                     ),
                 })
             }
@@ -169,7 +167,10 @@ fn curve_of(spki: &x509_cert::spki::SubjectPublicKeyInfoOwned) -> Option<EcCurve
 }
 
 /// What the certificate holds, in words, for a mismatch message.
-fn algorithm_name(oid: ObjectIdentifier, spki: &x509_cert::spki::SubjectPublicKeyInfoOwned) -> String {
+fn algorithm_name(
+    oid: ObjectIdentifier,
+    spki: &x509_cert::spki::SubjectPublicKeyInfoOwned,
+) -> String {
     if oid == RSA_ENCRYPTION {
         "an RSA key".to_owned()
     } else if oid == DSA {
@@ -185,5 +186,12 @@ fn algorithm_name(oid: ObjectIdentifier, spki: &x509_cert::spki::SubjectPublicKe
 }
 
 fn bad_certificate(why: &str) -> Error {
-    Failure::BadCertificate(why.to_owned()).into_error()
+    Failure::BadCertificate(why.to_owned(), None).into_error()
+}
+
+fn bad_certificate_because(
+    why: &str,
+    cause: impl std::error::Error + Send + Sync + 'static,
+) -> Error {
+    Failure::BadCertificate(why.to_owned(), Some(Box::new(cause))).into_error()
 }

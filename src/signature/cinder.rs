@@ -75,20 +75,31 @@ pub fn copy_image_to_volume(
         copy_into(image_data, &mut sink)?;
         sink.file
             .into_inner()
-            .map_err(|e| Error::new(ErrorKind::Storage, "staging the image failed").with_source(e.into_error()))?
+            .map_err(|e| {
+                Error::new(ErrorKind::Storage, "staging the image failed")
+                    .with_source(e.into_error())
+            })?
             .sync_all()
-            .map_err(|e| Error::new(ErrorKind::Storage, "staging the image failed").with_source(e))?;
+            .map_err(|e| {
+                Error::new(ErrorKind::Storage, "staging the image failed").with_source(e)
+            })?;
     }
     let verified = match verifier {
         None => false,
         Some(v) => match v.verify() {
             Ok(_) => {
-                tracing::info!("Image signature verification succeeded for image: {}", image.id);
+                tracing::info!(
+                    "Image signature verification succeeded for image: {}",
+                    image.id
+                );
                 true
             }
             Err(e) => {
                 if matches!(Failure::of(&e), Some(Failure::SignatureMismatch)) {
-                    tracing::error!("Image signature verification failed for image: {}", image.id);
+                    tracing::error!(
+                        "Image signature verification failed for image: {}",
+                        image.id
+                    );
                 } else {
                     tracing::error!(
                         "Failed to verify signature for image: {} due to error: {} ",
@@ -112,13 +123,20 @@ pub fn copy_image_to_volume(
 }
 
 /// The verifier for `image`, or `None` when it carries no signature.
-fn verifier_for(store: &SecretStore, ctx: &Context, image: &GlanceImage) -> Result<Option<ImageVerifier>> {
+fn verifier_for(
+    store: &SecretStore,
+    ctx: &Context,
+    image: &GlanceImage,
+) -> Result<Option<ImageVerifier>> {
     let signature = match ImageSignature::from_properties(&image.properties) {
         Ok(None) => return Ok(None),
         Ok(Some(s)) => s,
         Err(e) => {
             if matches!(Failure::of(&e), Some(Failure::MissingProperty(_))) {
-                tracing::error!("Image signature metadata for image {} is incomplete.", image.id);
+                tracing::error!(
+                    "Image signature metadata for image {} is incomplete.",
+                    image.id
+                );
             } else {
                 tracing::error!("Failed to get verifier for image: {}", image.id);
             }
@@ -161,12 +179,21 @@ impl Staged {
         crate::crypto::fill_random(&mut suffix)?;
         let safe_id: String = image_id
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .take(64)
             .collect();
         let name = format!(
             "image-{safe_id}-{}.staging",
-            suffix.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            suffix
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
         );
         let path = dir.join(name);
         OpenOptions::new()

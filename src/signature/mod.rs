@@ -51,8 +51,8 @@ use crate::store::SecretStore;
 mod certificate;
 pub mod cinder;
 
-pub use certificate::SigningCertificate;
 use certificate::PublicKey;
+pub use certificate::SigningCertificate;
 
 /// `img_signature`: base64 of the signature.
 pub const SIGNATURE: &str = "img_signature";
@@ -200,9 +200,10 @@ impl ImageSignature {
         let signature = decode_signature_b64(signature_b64)?;
         let hash_method = hash_method.parse()?;
         let key_type = key_type.parse()?;
-        let certificate_id = certificate_uuid
-            .parse()
-            .map_err(|e| Failure::CertificateNotFound(certificate_uuid.to_owned(), Some(Box::new(e))).into_error())?;
+        let certificate_id = certificate_uuid.parse().map_err(|e| {
+            Failure::CertificateNotFound(certificate_uuid.to_owned(), Some(Box::new(e)))
+                .into_error()
+        })?;
         Ok(ImageSignature {
             signature,
             hash_method,
@@ -313,7 +314,9 @@ impl ImageVerifier {
             }
         })?;
         let ManagedObject::X509Certificate { data } = &object else {
-            return Err(Failure::InvalidCertificateFormat(object.secret_type().to_string()).into_error());
+            return Err(
+                Failure::InvalidCertificateFormat(object.secret_type().to_string()).into_error(),
+            );
         };
         let cert = SigningCertificate::decode(data.expose_secret())?;
         Self::with_certificate(&cert, signature, options)
@@ -370,7 +373,10 @@ impl ImageVerifier {
                     ))
                     .into_error());
                 }
-                (bits, verify_pss(key, self.signature.hash_method, &digest, sig))
+                (
+                    bits,
+                    verify_pss(key, self.signature.hash_method, &digest, sig),
+                )
             }
             PublicKey::Dsa(key) => {
                 let bits = key.components().p().bits() as usize;
@@ -468,7 +474,10 @@ pub enum Failure {
     /// The secret is not a certificate.
     InvalidCertificateFormat(String),
     /// The certificate's bytes are not an X.509 certificate we can read.
-    BadCertificate(String),
+    BadCertificate(
+        String,
+        Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ),
     /// The certificate's key does not suit the key type.
     KeyTypeMismatch { key_type: KeyType, found: String },
     /// Dates were checked and the certificate is outside them.
@@ -508,7 +517,7 @@ impl Failure {
             Failure::BadSignatureEncoding(_) => Some(SIGNATURE),
             Failure::CertificateNotFound(..)
             | Failure::InvalidCertificateFormat(_)
-            | Failure::BadCertificate(_)
+            | Failure::BadCertificate(..)
             | Failure::CertificateExpired { .. } => Some(CERT_UUID),
             _ => None,
         }
@@ -551,7 +560,7 @@ impl fmt::Display for Failure {
                 f,
                 "Invalid certificate format: the secret is of type {t}, not certificate"
             ),
-            Failure::BadCertificate(why) => write!(f, "Invalid certificate: {why}"),
+            Failure::BadCertificate(why, _) => write!(f, "Invalid certificate: {why}"),
             Failure::KeyTypeMismatch { key_type, found } => write!(
                 f,
                 "Invalid public key type for signature key type: {key_type} (the certificate holds {found})"
@@ -574,6 +583,7 @@ impl std::error::Error for Failure {
             Failure::CertificateNotFound(_, Some(e)) | Failure::CertificateUnavailable(_, e) => {
                 Some(e.as_ref())
             }
+            Failure::BadCertificate(_, Some(e)) => Some(e.as_ref()),
             _ => None,
         }
     }
@@ -632,13 +642,10 @@ fn verify_pss(key: &rsa::RsaPublicKey, hash: HashMethod, digest: &[u8], sig: &[u
 
 /// Standard base64; ASCII whitespace (line breaks) is ignored.
 fn decode_signature_b64(text: &str) -> Result<Vec<u8>> {
-    let compact: Vec<u8> = text
-        .bytes()
-        .filter(|b| !b.is_ascii_whitespace())
-        .collect();
-    let bytes = BASE64.decode(&compact).map_err(|_| {
-        Failure::BadSignatureEncoding("not standard base64".into()).into_error()
-    })?;
+    let compact: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    let bytes = BASE64
+        .decode(&compact)
+        .map_err(|_| Failure::BadSignatureEncoding("not standard base64".into()).into_error())?;
     if bytes.is_empty() {
         return Err(Failure::BadSignatureEncoding("the signature is empty".into()).into_error());
     }
@@ -655,11 +662,14 @@ pub(crate) fn copy_into(mut input: impl Read, out: &mut impl Write) -> Result<u6
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
-                return Err(Error::new(ErrorKind::Storage, "reading the image failed").with_source(e));
+                return Err(
+                    Error::new(ErrorKind::Storage, "reading the image failed").with_source(e)
+                );
             }
         };
-        out.write_all(&buf[..n])
-            .map_err(|e| Error::new(ErrorKind::Storage, "writing the image failed").with_source(e))?;
+        out.write_all(&buf[..n]).map_err(|e| {
+            Error::new(ErrorKind::Storage, "writing the image failed").with_source(e)
+        })?;
         total += n as u64;
     }
 }

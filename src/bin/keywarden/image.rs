@@ -71,8 +71,14 @@ pub fn run(cli: &Cli, cmd: &ImageCommand) -> CliResult<String> {
             ("Hash method", Cell::Text(verified.hash_method.to_string())),
             ("Key type", Cell::Text(verified.key_type.to_string())),
             ("Key bits", Cell::Int(verified.key_bits as u64)),
-            ("Certificate href", Cell::Text(store.secret_href(&verified.certificate_id))),
-            ("Certificate subject", Cell::Text(verified.certificate_subject)),
+            (
+                "Certificate href",
+                Cell::Text(store.secret_href(&verified.certificate_id)),
+            ),
+            (
+                "Certificate subject",
+                Cell::Text(verified.certificate_subject),
+            ),
             ("Bytes", Cell::Int(verified.bytes)),
         ],
     )
