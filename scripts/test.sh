@@ -7,10 +7,30 @@ cd "$(dirname "$0")/.."
 log() { printf '\n== %s\n' "$*"; }
 
 # --- what the tests need -----------------------------------------------------
-# Debian packages: none beyond the Rust toolchain yet; later backends add
-# their peers here (SoftHSM2, a KMIP server, cryptsetup, PostgreSQL).
+# Debian packages; later backends add their peers here (SoftHSM2, a KMIP
+# server, cryptsetup, PostgreSQL).
 need_apt=()
-for pkg in "${need_apt[@]}"; do :; done
+# The image-signature tests sign with the real openssl command.
+command -v openssl >/dev/null || need_apt+=(openssl)
+command -v base64 >/dev/null || need_apt+=(coreutils)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    log "installing ${need_apt[*]}"
+    apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
+fi
+
+# Python peers in .venv-peers: swift's own keymaster code (and castellan,
+# which its kms_keymaster loads) for the object-key interop test.
+peers_ok() {
+    .venv-peers/bin/python -c 'import swift.common.middleware.crypto.kms_keymaster, castellan' \
+        >/dev/null 2>&1
+}
+if ! peers_ok; then
+    log "installing the Python peers (swift, castellan) into .venv-peers"
+    python3 -m venv .venv-peers || { apt-get update -qq && apt-get install -y -qq python3-venv \
+        && python3 -m venv .venv-peers; }
+    .venv-peers/bin/pip install --quiet 'swift==2.38.3' 'castellan==5.8.0'
+    peers_ok
+fi
 if ! command -v cargo >/dev/null; then
     echo "cargo is required (rustup toolchain)" >&2
     exit 1
