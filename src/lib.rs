@@ -10,9 +10,11 @@ pub mod error;
 pub mod keygen;
 pub mod migration;
 pub mod model;
+pub mod object_keys;
 pub mod payload;
 pub mod policy;
 pub mod secret;
+pub mod signature;
 pub mod store;
 pub mod volume;
 

@@ -1408,7 +1408,8 @@ mod tests {
         let project = ProjectId::new("p").unwrap();
         let user = UserId::new("u").unwrap();
         let version = |c: &SqliteCatalog| -> i64 {
-            c.read(|conn| Ok(conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)).unwrap()
+            c.read(|conn| Ok(conn.query_row("PRAGMA data_version", [], |r| r.get(0))?))
+                .unwrap()
         };
         // Hold the write connection, as a commit in flight does.
         let held = lock(&cat.writer);

@@ -18,6 +18,7 @@ use keywarden::store::{KeyOrder, KeyPairOrder, ListQuery, NewSecret, SecretStore
 use keywarden::{Error, ErrorKind};
 
 mod admin;
+mod image;
 mod migrate;
 mod output;
 mod volume;
@@ -102,6 +103,9 @@ enum Command {
     /// Encrypted volumes: passphrase, LUKS format, dump, check, read, write.
     #[command(subcommand)]
     Volume(volume::VolumeCommand),
+    /// Image signatures: verify an image against a certificate in the store.
+    #[command(subcommand)]
+    Image(image::ImageCommand),
 }
 
 #[derive(Args, Debug)]
@@ -380,6 +384,7 @@ fn run(cli: &Cli) -> CliResult<String> {
         Command::Check => admin::check(&cli.config),
         Command::Migrate(cmd) => migrate::run(cli, cmd),
         Command::Volume(cmd) => volume::run(cli, cmd),
+        Command::Image(cmd) => image::run(cli, cmd),
         Command::Secret(cmd) => {
             let (_, store) = open_store(&cli.config)?;
             secret_command(cli, &store, &context(cli)?, cmd)
