@@ -134,7 +134,7 @@ fn worker(store: &SecretStore, thread: usize, start: Instant, deadline: Instant)
         if roll < 50 || live.is_empty() {
             // Stores; one in five goes to a project that is new in this
             // quarter second, in every process at once: first-KEK races.
-            let project = if roll % 5 == 0 {
+            let project = if roll.is_multiple_of(5) {
                 format!("race-{}", start.elapsed().as_millis() / 250)
             } else {
                 format!("shared-{}", rng.next() % SHARED_PROJECTS as u64)
@@ -183,7 +183,7 @@ fn worker(store: &SecretStore, thread: usize, start: Instant, deadline: Instant)
             let c = admin(project);
             let acl = Acl {
                 users: vec![UserId::new(format!("reader-{pid}")).unwrap()],
-                project_access: rng.next() % 2 == 0,
+                project_access: rng.next().is_multiple_of(2),
             };
             store.set_acl(&c, id, acl.clone()).unwrap();
             assert_eq!(store.acl(&c, id).unwrap(), acl);
@@ -751,14 +751,14 @@ fn orders_consumers_and_acls_agree_across_instances() {
             let (s, seen) = (s.clone(), seen.clone());
             std::thread::spawn(move || {
                 let c = admin("p");
-                for n in 0..25 {
+                for n in 0..25u32 {
                     let consumer = Consumer {
                         service: "cinder".into(),
                         resource_type: "volume".into(),
                         resource_id: format!("v-{i}-{n}"),
                     };
                     s.add_consumer(&c, &id, consumer.clone()).unwrap();
-                    if n % 2 == 0 {
+                    if n.is_multiple_of(2) {
                         s.remove_consumer(&c, &id, consumer.clone()).unwrap();
                     } else {
                         seen.lock()
