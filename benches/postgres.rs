@@ -29,10 +29,12 @@ fn main() {
         child(Path::new(&config));
         return;
     }
-    let Some(server) = ["KEYWARDEN_BENCH_POSTGRES_URL", "KEYWARDEN_TEST_POSTGRES_URL"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
-    else {
+    let Some(server) = [
+        "KEYWARDEN_BENCH_POSTGRES_URL",
+        "KEYWARDEN_TEST_POSTGRES_URL",
+    ]
+    .iter()
+    .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty())) else {
         eprintln!(
             "postgres bench: no server (set KEYWARDEN_BENCH_POSTGRES_URL or KEYWARDEN_TEST_POSTGRES_URL); nothing measured"
         );
@@ -118,8 +120,8 @@ fn throughput(server: &str) {
             let path = dir.path().join("bench.toml");
             std::fs::write(&path, config.to_toml().as_bytes()).unwrap();
             // Every child starts at the same instant, after opening its store.
-            let start_at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap()
-                + Duration::from_millis(1500);
+            let start_at =
+                SystemTime::now().duration_since(UNIX_EPOCH).unwrap() + Duration::from_millis(1500);
             let children: Vec<_> = (0..processes)
                 .map(|_| {
                     Command::new(&exe)
