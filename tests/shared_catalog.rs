@@ -778,3 +778,41 @@ fn orders_consumers_and_acls_agree_across_instances() {
     assert_eq!(Raw::open(&config.catalog).count("secret_consumers"), 0);
     let _ = with_search_path;
 }
+
+#[test]
+fn a_statement_timeout_is_unavailable_and_url_session_options_win() {
+    let Some(kind) = Kind::postgres() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = shared_config(&kind, dir.path());
+    let c = admin("p");
+    let id = SecretStore::open(&config)
+        .unwrap()
+        .store_secret(&c, text("held"))
+        .unwrap();
+    // 300 ms instead of the default 30 s.
+    config.catalog = format!("{}%20-c%20statement_timeout%3D300", config.catalog);
+    let store = SecretStore::open(&config).unwrap();
+    // Another session holds the table: every statement waits, then times out.
+    let mut holder = Raw::open(&config.catalog);
+    let Raw::Postgres(client) = &mut holder else {
+        unreachable!("a PostgreSQL catalog")
+    };
+    let mut tx = client.transaction().unwrap();
+    tx.batch_execute("LOCK TABLE secrets IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let started = Instant::now();
+    let e = store.payload(&c, &id).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    assert!(e.is_retryable());
+    let e = store.store_secret(&c, text("waits")).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the URL's timeout applied"
+    );
+    tx.rollback().unwrap();
+    assert_eq!(
+        store.payload(&c, &id).unwrap().bytes.expose_secret(),
+        b"held"
+    );
+}
