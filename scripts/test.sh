@@ -13,8 +13,15 @@ log() { printf '\n== %s\n' "$*"; }
 #   openssl         signs images in the image-signature tests
 #   coreutils       base64, as the seed guide's signing procedure uses it
 #   python3-venv    the Python peers' virtualenv
+#   postgresql      the shared catalog's server (unless one is configured)
 # Only what is missing is installed; `apt-get update` runs once, first.
+postgres_bindir() {
+    ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
+}
 need_apt=(cryptsetup-bin qemu-utils openssl coreutils python3-venv)
+if [ -z "${KEYWARDEN_TEST_POSTGRES_URL:-}" ] && [ -z "$(postgres_bindir)" ]; then
+    need_apt+=(postgresql)
+fi
 missing_apt=()
 for pkg in "${need_apt[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
@@ -49,6 +56,65 @@ if ! command -v cargo-fuzz >/dev/null && ! cargo fuzz --version >/dev/null 2>&1;
     cargo install cargo-fuzz --locked
 fi
 
+# --- a private PostgreSQL server -------------------------------------------------
+# Unless one is configured (KEYWARDEN_TEST_POSTGRES_URL), the shared-catalog
+# tests get a server of their own: a data directory in a temp dir, a free
+# port on 127.0.0.1, stopped and removed on exit. initdb refuses to run as
+# root, so as root the server runs as the `postgres` user.
+pg_dir=""
+stop_postgres() {
+    if [ -n "$pg_dir" ]; then
+        as_pg "$(postgres_bindir)/pg_ctl -D $pg_dir/data -m immediate -w stop" >/dev/null 2>&1 || true
+        rm -rf "$pg_dir"
+    fi
+}
+as_pg() {
+    if [ "$(id -u)" = 0 ]; then su postgres -c "cd /tmp && $1"; else sh -c "$1"; fi
+}
+free_port() {
+    local port
+    while :; do
+        port=$((20000 + RANDOM % 40000))
+        # Free when nothing answers there.
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return
+        fi
+    done
+}
+export KEYWARDEN_TEST_POSTGRES_BINDIR="${KEYWARDEN_TEST_POSTGRES_BINDIR:-$(postgres_bindir)}"
+if [ -z "${KEYWARDEN_TEST_POSTGRES_URL:-}" ]; then
+    log "starting a private PostgreSQL server"
+    bindir=$(postgres_bindir)
+    if [ -z "$bindir" ]; then
+        echo "PostgreSQL is not installed and could not be installed" >&2
+        exit 1
+    fi
+    pg_dir=$(mktemp -d /tmp/keywarden-pg.XXXXXX)
+    trap stop_postgres EXIT
+    if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$pg_dir"; fi
+    as_pg "$bindir/initdb -D $pg_dir/data -A trust -U postgres" >"$pg_dir/initdb.log" 2>&1 || {
+        cat "$pg_dir/initdb.log" >&2
+        exit 1
+    }
+    started=""
+    for _ in 1 2 3; do
+        port=$(free_port)
+        if as_pg "$bindir/pg_ctl -D $pg_dir/data -l $pg_dir/server.log -w -o '-p $port -k $pg_dir -c listen_addresses=127.0.0.1 -c max_connections=300' start" >/dev/null; then
+            started=yes
+            break
+        fi
+    done
+    if [ -z "$started" ]; then
+        cat "$pg_dir/server.log" >&2
+        echo "the private PostgreSQL server did not start" >&2
+        exit 1
+    fi
+    as_pg "$bindir/psql -h 127.0.0.1 -p $port -U postgres -qc 'CREATE DATABASE keywarden_test'"
+    export KEYWARDEN_TEST_POSTGRES_URL="postgresql://postgres@127.0.0.1:$port/keywarden_test"
+    echo "PostgreSQL on 127.0.0.1:$port ($pg_dir)"
+fi
+
 # --- checks and tests ---------------------------------------------------------
 log "cargo fmt --check"
 cargo fmt --all -- --check
@@ -56,7 +122,9 @@ cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --all-targets --all-features -- -D warnings
 
-log "cargo test (unit, integration and doc tests)"
+log "cargo test (unit, integration and doc tests; SQLite and PostgreSQL catalogs)"
+# --all-features includes `postgres`: the conformance suite runs on both
+# catalogs, and under CI=true a missing server fails those tests.
 cargo test --all-features
 
 log "examples"

@@ -22,13 +22,15 @@ pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 20_000;
 pub const DEFAULT_ENDPOINT: &str = "http://localhost:9311";
 
 /// A whole keywarden configuration.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Base of secret hrefs (`<endpoint>/v1/secrets/<uuid>`).
     #[serde(default = "default_endpoint")]
     pub endpoint: String,
-    /// `sqlite:PATH` (relative paths are relative to the config file).
+    /// `sqlite:PATH` (relative paths are relative to the config file) or a
+    /// `postgresql://` URL (shared by several instances). A password in the
+    /// URL never shows in `Debug` or in errors.
     pub catalog: String,
     /// The backend new secrets go to unless their project is mapped elsewhere.
     pub default_backend: BackendId,
@@ -91,6 +93,139 @@ impl BackendConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CatalogLocation {
     Sqlite(PathBuf),
+    /// A PostgreSQL database (needs the `postgres` cargo feature to open).
+    Postgres(PostgresUrl),
+}
+
+impl CatalogLocation {
+    /// Parses `sqlite:PATH` or a `postgres://` / `postgresql://` URL;
+    /// relative SQLite paths resolve against `base_dir`.
+    pub fn parse(text: &str, base_dir: Option<&Path>) -> Result<Self> {
+        match text.split_once(':') {
+            Some(("sqlite", path)) if !path.is_empty() => {
+                let path = Path::new(path);
+                Ok(CatalogLocation::Sqlite(match base_dir {
+                    Some(base) if path.is_relative() => base.join(path),
+                    _ => path.to_path_buf(),
+                }))
+            }
+            Some(("postgres" | "postgresql", _)) => {
+                Ok(CatalogLocation::Postgres(PostgresUrl::parse(text)?))
+            }
+            _ => Err(Error::new(
+                ErrorKind::Config,
+                format!(
+                    "catalog {:?} is not understood; expected \"sqlite:PATH\" or a \"postgresql://\" URL",
+                    redact_url(text)
+                ),
+            )),
+        }
+    }
+}
+
+/// A PostgreSQL connection URL (`postgresql://user:password@host:port/db?…`).
+/// `Debug` and `Display` mask the password; the full text is reachable only
+/// through [`PostgresUrl::expose_url`], and is wiped when dropped.
+#[derive(Clone)]
+pub struct PostgresUrl {
+    url: Zeroizing<String>,
+    shown: String,
+}
+
+impl PostgresUrl {
+    pub fn parse(text: &str) -> Result<Self> {
+        let ok = ["postgres://", "postgresql://"]
+            .iter()
+            .any(|scheme| text.starts_with(scheme));
+        if !ok {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!(
+                    "{:?} is not a postgres:// or postgresql:// URL",
+                    redact_url(text)
+                ),
+            ));
+        }
+        Ok(PostgresUrl {
+            url: Zeroizing::new(text.to_owned()),
+            shown: redact_url(text),
+        })
+    }
+
+    /// The URL with its password, for the driver only.
+    pub fn expose_url(&self) -> &str {
+        &self.url
+    }
+
+    /// The URL with the password masked (safe to log).
+    pub fn redacted(&self) -> &str {
+        &self.shown
+    }
+}
+
+impl PartialEq for PostgresUrl {
+    fn eq(&self, other: &Self) -> bool {
+        *self.url == *other.url
+    }
+}
+
+impl Eq for PostgresUrl {}
+
+impl fmt::Debug for PostgresUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PostgresUrl({:?})", self.shown)
+    }
+}
+
+impl fmt::Display for PostgresUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+/// Masks the password of a URL (`user:***@host`, `password=***`); text that
+/// is not a URL comes back unchanged.
+pub fn redact_url(text: &str) -> String {
+    let Some(start) = text.find("://").map(|i| i + 3) else {
+        return text.to_owned();
+    };
+    let rest = &text[start..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let mut out = text[..start].to_owned();
+    match authority.rfind('@') {
+        Some(at) => {
+            match authority[..at].split_once(':') {
+                Some((user, _)) => {
+                    out.push_str(user);
+                    out.push_str(":***");
+                }
+                None => out.push_str(&authority[..at]),
+            }
+            out.push_str(&authority[at..]);
+        }
+        None => out.push_str(authority),
+    }
+    let tail = &rest[authority_end..];
+    match tail.split_once('?') {
+        Some((path, query)) => {
+            out.push_str(path);
+            out.push('?');
+            let params: Vec<&str> = query
+                .split('&')
+                .map(|kv| {
+                    if kv.to_ascii_lowercase().starts_with("password=") {
+                        "password=***"
+                    } else {
+                        kv
+                    }
+                })
+                .collect();
+            out.push_str(&params.join("&"));
+        }
+        None => out.push_str(tail),
+    }
+    out
 }
 
 fn default_endpoint() -> String {
@@ -207,18 +342,7 @@ impl Config {
 
     /// Where the catalog is.
     pub fn catalog_location(&self) -> Result<CatalogLocation> {
-        match self.catalog.split_once(':') {
-            Some(("sqlite", path)) if !path.is_empty() => {
-                Ok(CatalogLocation::Sqlite(self.resolve(Path::new(path))))
-            }
-            _ => Err(Error::new(
-                ErrorKind::Config,
-                format!(
-                    "catalog {:?} is not understood; expected \"sqlite:PATH\"",
-                    self.catalog
-                ),
-            )),
-        }
+        CatalogLocation::parse(&self.catalog, self.base_dir.as_deref())
     }
 
     /// The policy file, resolved against the config's directory.
@@ -292,7 +416,22 @@ impl fmt::Display for CatalogLocation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CatalogLocation::Sqlite(p) => write!(f, "sqlite:{}", p.display()),
+            CatalogLocation::Postgres(url) => write!(f, "{url}"),
         }
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("endpoint", &self.endpoint)
+            .field("catalog", &redact_url(&self.catalog))
+            .field("default_backend", &self.default_backend)
+            .field("max_payload_bytes", &self.max_payload_bytes)
+            .field("policy_file", &self.policy_file)
+            .field("backends", &self.backends)
+            .field("base_dir", &self.base_dir)
+            .finish()
     }
 }
 
@@ -339,10 +478,40 @@ mod tests {
             Config::from_toml(&text, None).unwrap_err().kind(),
             ErrorKind::Config
         );
-        let text = c.to_toml().replace("sqlite:x.db", "mysql://x");
+        let text = c.to_toml().replace("sqlite:x.db", "mysql://u:hunter2@x");
+        let e = Config::from_toml(&text, None).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn postgres_urls_are_understood_and_their_password_never_shows() {
+        let mut c = Config::generate("x.db").unwrap();
+        c.catalog =
+            "postgresql://kw:hunter2@db.example:5433/keywarden?password=hunter2&sslmode=disable"
+                .into();
+        let text = c.to_toml();
+        let back = Config::from_toml(&text, None).unwrap();
+        let CatalogLocation::Postgres(url) = back.catalog_location().unwrap() else {
+            panic!("a PostgreSQL location");
+        };
+        assert_eq!(url.expose_url(), c.catalog);
+        for shown in [
+            format!("{back:?}"),
+            format!("{url:?}"),
+            url.to_string(),
+            back.catalog_location().unwrap().to_string(),
+        ] {
+            assert!(!shown.contains("hunter2"), "{shown}");
+        }
         assert_eq!(
-            Config::from_toml(&text, None).unwrap_err().kind(),
-            ErrorKind::Config
+            url.redacted(),
+            "postgresql://kw:***@db.example:5433/keywarden?password=***&sslmode=disable"
+        );
+        assert_eq!(
+            redact_url("postgres://host/db"),
+            "postgres://host/db",
+            "nothing to mask"
         );
     }
 }

@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{Fixture, admin, build_two, two_backend_store};
+use common::{Fixture, Kind, Raw, admin, build_two, two_backend_store};
 use keywarden::ErrorKind;
 use keywarden::backend::{MasterKek, SimpleCrypto};
 use keywarden::catalog::{Catalog, SqliteCatalog};
@@ -13,53 +13,59 @@ use keywarden::config::{BackendConfig, Config};
 use keywarden::model::BackendId;
 use keywarden::store::{NewSecret, SecretStore};
 
+catalog_tests!(
+    one_flipped_ciphertext_byte_is_integrity,
+    ciphertext_moved_onto_another_secret_is_integrity,
+    row_moved_into_another_project_is_integrity,
+    wrong_master_kek_is_refused_at_open_and_at_use,
+    tampered_project_kek_is_refused_at_open,
+    untrusted_catalog_rows_give_typed_errors,
+    master_kek_rotation_rewraps_without_touching_secrets,
+    projects_on_two_backends_and_a_moved_project,
+    running_instance_writes_readable_secrets_after_a_restore,
+    a_secret_cannot_reference_a_kek_the_catalog_lacks,
+);
+
 fn secret(payload: &str) -> NewSecret {
     NewSecret::new().payload_text(payload, Some("text/plain"), None)
 }
 
-fn raw(f: &Fixture) -> rusqlite::Connection {
-    rusqlite::Connection::open(f.db_path()).unwrap()
+fn raw(f: &Fixture) -> Raw {
+    f.raw()
 }
 
-#[test]
-fn one_flipped_ciphertext_byte_is_integrity() {
-    let f = Fixture::new();
+fn one_flipped_ciphertext_byte_is_integrity(kind: &Kind) {
+    let f = Fixture::with(kind);
     let c = admin("p1");
     let id = f.store.store_secret(&c, secret("payload")).unwrap();
-    let stored: Vec<u8> = raw(&f)
-        .query_row(
-            "SELECT stored FROM secrets WHERE id = ?1",
-            [id.to_string()],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let mut raw = raw(&f);
+    let stored = raw
+        .blobs(&format!("SELECT stored FROM secrets WHERE id = '{id}'"))
+        .remove(0);
     for i in [0, 1, stored.len() / 2, stored.len() - 1] {
         let mut bad = stored.clone();
         bad[i] ^= 0x80;
-        raw(&f)
-            .execute(
-                "UPDATE secrets SET stored = ?2 WHERE id = ?1",
-                rusqlite::params![id.to_string(), bad],
-            )
-            .unwrap();
+        let bad = raw.blob_literal(&bad);
+        raw.exec(&format!(
+            "UPDATE secrets SET stored = {bad} WHERE id = '{id}'"
+        ))
+        .unwrap();
         let e = f.store.payload(&c, &id).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Integrity, "byte {i}: {e}");
         assert!(!e.to_string().contains("payload"), "opaque: {e}");
     }
 }
 
-#[test]
-fn ciphertext_moved_onto_another_secret_is_integrity() {
-    let f = Fixture::new();
+fn ciphertext_moved_onto_another_secret_is_integrity(kind: &Kind) {
+    let f = Fixture::with(kind);
     let c = admin("p1");
     let a = f.store.store_secret(&c, secret("payload-a")).unwrap();
     let b = f.store.store_secret(&c, secret("payload-b")).unwrap();
-    let conn = raw(&f);
-    conn.execute(
-        "UPDATE secrets SET stored = (SELECT stored FROM secrets WHERE id = ?1) WHERE id = ?2",
-        [a.to_string(), b.to_string()],
-    )
-    .unwrap();
+    raw(&f)
+        .exec(&format!(
+            "UPDATE secrets SET stored = (SELECT stored FROM secrets WHERE id = '{a}') WHERE id = '{b}'"
+        ))
+        .unwrap();
     assert_eq!(
         f.store.payload(&c, &b).unwrap_err().kind(),
         ErrorKind::Integrity
@@ -70,18 +76,16 @@ fn ciphertext_moved_onto_another_secret_is_integrity() {
     );
 }
 
-#[test]
-fn row_moved_into_another_project_is_integrity() {
-    let f = Fixture::new();
+fn row_moved_into_another_project_is_integrity(kind: &Kind) {
+    let f = Fixture::with(kind);
     let p1 = admin("p1");
     let p2 = admin("p2");
     let a = f.store.store_secret(&p1, secret("payload-a")).unwrap();
     f.store.store_secret(&p2, secret("gives p2 a KEK")).unwrap();
     raw(&f)
-        .execute(
-            "UPDATE secrets SET project_id = 'p2' WHERE id = ?1",
-            [a.to_string()],
-        )
+        .exec(&format!(
+            "UPDATE secrets SET project_id = 'p2' WHERE id = '{a}'"
+        ))
         .unwrap();
     assert_eq!(
         f.store.payload(&p2, &a).unwrap_err().kind(),
@@ -89,9 +93,8 @@ fn row_moved_into_another_project_is_integrity() {
     );
 }
 
-#[test]
-fn wrong_master_kek_is_refused_at_open_and_at_use() {
-    let f = Fixture::new();
+fn wrong_master_kek_is_refused_at_open_and_at_use(kind: &Kind) {
+    let f = Fixture::with(kind);
     let c = admin("p1");
     let id = f.store.store_secret(&c, secret("payload")).unwrap();
 
@@ -112,7 +115,7 @@ fn wrong_master_kek_is_refused_at_open_and_at_use() {
     );
 
     // A backend used without the startup check: Integrity on use, never plaintext.
-    let cat: Arc<dyn Catalog> = Arc::new(SqliteCatalog::open(f.db_path()).unwrap());
+    let cat: Arc<dyn Catalog> = f.catalog();
     let backend = SimpleCrypto::new(
         BackendId::new("software").unwrap(),
         &MasterKek::generate().unwrap(),
@@ -131,12 +134,14 @@ fn wrong_master_kek_is_refused_at_open_and_at_use() {
     assert_eq!(e.kind(), ErrorKind::Integrity);
 }
 
-#[test]
-fn tampered_project_kek_is_refused_at_open() {
-    let f = Fixture::new();
+fn tampered_project_kek_is_refused_at_open(kind: &Kind) {
+    let f = Fixture::with(kind);
     f.store.store_secret(&admin("p1"), secret("x")).unwrap();
-    raw(&f)
-        .execute("UPDATE project_keks SET wrapped = CAST(substr(wrapped, 1, 20) || x'00' || substr(wrapped, 22) AS BLOB)", [])
+    let mut raw = raw(&f);
+    let mut wrapped = raw.blobs("SELECT wrapped FROM project_keks").remove(0);
+    wrapped[20] ^= 0x01;
+    let wrapped = raw.blob_literal(&wrapped);
+    raw.exec(&format!("UPDATE project_keks SET wrapped = {wrapped}"))
         .unwrap();
     assert_eq!(
         SecretStore::open(&f.config).unwrap_err().kind(),
@@ -144,16 +149,14 @@ fn tampered_project_kek_is_refused_at_open() {
     );
 }
 
-#[test]
-fn untrusted_catalog_rows_give_typed_errors() {
-    let f = Fixture::new();
+fn untrusted_catalog_rows_give_typed_errors(kind: &Kind) {
+    let f = Fixture::with(kind);
     let c = admin("p1");
     let id = f.store.store_secret(&c, secret("x")).unwrap();
     raw(&f)
-        .execute(
-            "UPDATE secrets SET secret_type = 'bogus' WHERE id = ?1",
-            [id.to_string()],
-        )
+        .exec(&format!(
+            "UPDATE secrets SET secret_type = 'bogus' WHERE id = '{id}'"
+        ))
         .unwrap();
     assert_eq!(
         f.store.secret(&c, &id).unwrap_err().kind(),
@@ -161,9 +164,8 @@ fn untrusted_catalog_rows_give_typed_errors() {
     );
 }
 
-#[test]
-fn master_kek_rotation_rewraps_without_touching_secrets() {
-    let f = Fixture::new();
+fn master_kek_rotation_rewraps_without_touching_secrets(kind: &Kind) {
+    let f = Fixture::with(kind);
     let c = admin("p1");
     let ids: Vec<_> = (0..3)
         .map(|i| {
@@ -172,13 +174,7 @@ fn master_kek_rotation_rewraps_without_touching_secrets() {
                 .unwrap()
         })
         .collect();
-    let before: Vec<Vec<u8>> = raw(&f)
-        .prepare("SELECT stored FROM secrets ORDER BY id")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let before = raw(&f).blobs("SELECT stored FROM secrets ORDER BY id");
 
     let old = f
         .config
@@ -225,13 +221,7 @@ fn master_kek_rotation_rewraps_without_touching_secrets() {
             format!("v{i}").as_bytes()
         );
     }
-    let after: Vec<Vec<u8>> = raw(&f)
-        .prepare("SELECT stored FROM secrets ORDER BY id")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let after = raw(&f).blobs("SELECT stored FROM secrets ORDER BY id");
     assert_eq!(before, after, "secrets were not re-encrypted");
     // And the original KEK no longer opens the store.
     assert_eq!(
@@ -241,11 +231,9 @@ fn master_kek_rotation_rewraps_without_touching_secrets() {
     let _ = c;
 }
 
-#[test]
-fn projects_on_two_backends_and_a_moved_project() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("k.db");
-    let (catalog, store, a, b) = two_backend_store(&db, "soft-a");
+fn projects_on_two_backends_and_a_moved_project(kind: &Kind) {
+    let f = Fixture::with(kind);
+    let (catalog, store, a, b) = two_backend_store(f.catalog(), "soft-a");
     let pa = admin("project-a");
     let pb = admin("project-b");
     let soft_b = BackendId::new("soft-b").unwrap();
@@ -310,7 +298,7 @@ fn projects_on_two_backends_and_a_moved_project() {
         reopened.payload(&pb, &on_b).unwrap().bytes.expose_secret(),
         b"on b"
     );
-    let dyn_cat: Arc<dyn Catalog> = catalog.clone();
+    let dyn_cat = catalog.clone();
     let swapped = SecretStore::builder(dyn_cat.clone())
         .backend(Arc::new(SimpleCrypto::new(
             BackendId::new("soft-a").unwrap(),
@@ -329,13 +317,11 @@ fn projects_on_two_backends_and_a_moved_project() {
     assert_eq!(swapped.unwrap_err().kind(), ErrorKind::Integrity);
 }
 
-#[test]
-fn running_instance_writes_readable_secrets_after_a_restore() {
+fn running_instance_writes_readable_secrets_after_a_restore(kind: &Kind) {
     // Two catalogs under one config: the same master KEK, different project KEKs.
-    let a = Fixture::new();
-    let other_dir = tempfile::tempdir().unwrap();
+    let a = Fixture::with(kind);
     let mut other_config = a.config.clone();
-    other_config.catalog = format!("sqlite:{}", other_dir.path().join("b.db").display());
+    other_config.catalog = kind.fresh_catalog(a.dir.path());
     let b = SecretStore::open(&other_config).unwrap();
     let c = admin("p1");
     let in_a = a.store.store_secret(&c, secret("written to a")).unwrap();
@@ -343,10 +329,19 @@ fn running_instance_writes_readable_secrets_after_a_restore() {
     drop(b);
 
     // Replace a's catalog with b's while a's store keeps running (and caching).
-    SqliteCatalog::open(a.db_path())
-        .unwrap()
-        .restore_from(other_dir.path().join("b.db"), |_, _| {})
-        .unwrap();
+    match kind {
+        Kind::Sqlite => {
+            let b_path = other_config.catalog.strip_prefix("sqlite:").unwrap();
+            SqliteCatalog::open(a.db_path())
+                .unwrap()
+                .restore_from(b_path, |_, _| {})
+                .unwrap();
+        }
+        Kind::Postgres(_) => {
+            let from = keywarden::catalog::open(&other_config.catalog_location().unwrap()).unwrap();
+            keywarden::catalog::copy_verified(&*from, &*a.catalog()).unwrap();
+        }
+    }
     assert_eq!(
         a.store.payload(&c, &in_a).unwrap_err().kind(),
         ErrorKind::NotFound
@@ -369,18 +364,16 @@ fn running_instance_writes_readable_secrets_after_a_restore() {
     );
 }
 
-#[test]
-fn a_secret_cannot_reference_a_kek_the_catalog_lacks() {
-    let f = Fixture::new();
+fn a_secret_cannot_reference_a_kek_the_catalog_lacks(kind: &Kind) {
+    let f = Fixture::with(kind);
     let c = admin("p1");
     let id = f.store.store_secret(&c, secret("x")).unwrap();
     let e = raw(&f)
-        .execute(
-            "UPDATE secrets SET kek_id = 'not-a-kek' WHERE id = ?1",
-            [id.to_string()],
-        )
+        .exec(&format!(
+            "UPDATE secrets SET kek_id = 'not-a-kek' WHERE id = '{id}'"
+        ))
         .unwrap_err();
-    assert!(e.to_string().contains("FOREIGN KEY"), "{e}");
-    let e = raw(&f).execute("DELETE FROM project_keks", []).unwrap_err();
-    assert!(e.to_string().contains("FOREIGN KEY"), "{e}");
+    assert!(e.to_lowercase().contains("foreign key"), "{e}");
+    let e = raw(&f).exec("DELETE FROM project_keks").unwrap_err();
+    assert!(e.to_lowercase().contains("foreign key"), "{e}");
 }

@@ -8,13 +8,18 @@
 
 mod common;
 
-use common::{Fixture, ctx};
+use common::{Fixture, Kind, ctx};
 use keywarden::ErrorKind;
 use keywarden::catalog::Acl;
 use keywarden::context::Context;
 use keywarden::model::SecretId;
 use keywarden::secret::SecretBytes;
 use keywarden::store::{KeyOrder, ListQuery, NewSecret};
+
+catalog_tests!(
+    queens_matrix_with_not_found_for_other_projects,
+    private_secret_hides_from_project_readers_but_not_creator_or_admin,
+);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Outcome {
@@ -105,9 +110,8 @@ fn attempt(f: &Fixture, owner: &Context, who: &Context, action: &str) -> Outcome
     }
 }
 
-#[test]
-fn queens_matrix_with_not_found_for_other_projects() {
-    let f = Fixture::new();
+fn queens_matrix_with_not_found_for_other_projects(kind: &Kind) {
+    let f = Fixture::with(kind);
     // Objects are made by a creator-role user; the callers below reuse that
     // user id (is the creator) or another (is not).
     let owner = ctx("owner", "p1", &["creator"]);
@@ -134,9 +138,8 @@ fn queens_matrix_with_not_found_for_other_projects() {
     assert_eq!(checked, 11 * 5 * 2 + 7 * 5 * 2);
 }
 
-#[test]
-fn private_secret_hides_from_project_readers_but_not_creator_or_admin() {
-    let f = Fixture::new();
+fn private_secret_hides_from_project_readers_but_not_creator_or_admin(kind: &Kind) {
+    let f = Fixture::with(kind);
     let owner = ctx("owner", "p1", &["creator"]);
     let id = f
         .store

@@ -1,9 +1,10 @@
-//! SecretStore over SimpleCrypto and SQLite: every behaviour of the
-//! foundation, and every refused input leaving the catalog unchanged.
+//! SecretStore over SimpleCrypto, on SQLite and on PostgreSQL: every
+//! behaviour of the foundation, and every refused input leaving the catalog
+//! unchanged.
 
 mod common;
 
-use common::{Fixture, admin, ctx};
+use common::{Fixture, Kind, admin, ctx};
 use keywarden::ErrorKind;
 use keywarden::catalog::{Acl, Write};
 use keywarden::model::{
@@ -13,15 +14,33 @@ use keywarden::model::{
 use keywarden::secret::SecretBytes;
 use keywarden::store::{KeyOrder, KeyPairOrder, ListQuery, NewSecret};
 
+catalog_tests!(
+    store_and_read_back_text_and_binary,
+    two_step_payload_is_write_once,
+    refused_inputs_name_the_field_and_write_nothing,
+    put_payload_refusals_change_nothing,
+    configurable_size_limit,
+    delete_removes_the_ciphertext,
+    consumers_block_delete_unless_forced,
+    expired_secrets_can_be_deleted_and_purged,
+    expired_secret_reads_as_not_found,
+    list_filters_sort_and_paging,
+    key_orders,
+    key_pair_order_makes_an_rsa_container,
+    castellan_objects_round_trip,
+    acl_lets_a_listed_user_of_another_project_read,
+    a_whole_catalog_copies_to_either_kind_and_reads_back,
+    a_failed_replace_leaves_the_old_content,
+);
+
 fn text_secret(name: &str, payload: &str) -> NewSecret {
     NewSecret::new()
         .name(name)
         .payload_text(payload, Some("text/plain"), None)
 }
 
-#[test]
-fn store_and_read_back_text_and_binary() {
-    let f = Fixture::new();
+fn store_and_read_back_text_and_binary(kind: &Kind) {
+    let f = Fixture::with(kind);
     let c = admin("p1");
     let id = f
         .store
@@ -73,13 +92,11 @@ fn store_and_read_back_text_and_binary() {
         reopened.payload(&c, &id).unwrap().bytes.expose_secret(),
         b"my-secret-payload"
     );
-    let raw = std::fs::read(f.db_path()).unwrap();
-    assert!(!raw.windows(17).any(|w| w == b"my-secret-payload"));
+    assert!(!f.holds_bytes(b"my-secret-payload"));
 }
 
-#[test]
-fn two_step_payload_is_write_once() {
-    let f = Fixture::new();
+fn two_step_payload_is_write_once(kind: &Kind) {
+    let f = Fixture::with(kind);
     let c = admin("p1");
     let id = f
         .store
@@ -116,9 +133,8 @@ fn two_step_payload_is_write_once() {
     );
 }
 
-#[test]
-fn refused_inputs_name_the_field_and_write_nothing() {
-    let f = Fixture::new();
+fn refused_inputs_name_the_field_and_write_nothing(kind: &Kind) {
+    let f = Fixture::with(kind);
     let c = admin("p1");
     let past = Timestamp::from_unix(Timestamp::now().unix() - 60);
     let cases: Vec<(NewSecret, ErrorKind, &str)> = vec![
@@ -206,9 +222,8 @@ fn refused_inputs_name_the_field_and_write_nothing() {
     assert_eq!(f.rows("project_keks"), 1);
 }
 
-#[test]
-fn put_payload_refusals_change_nothing() {
-    let f = Fixture::new();
+fn put_payload_refusals_change_nothing(kind: &Kind) {
+    let f = Fixture::with(kind);
     let c = admin("p1");
     let id = f.store.store_secret(&c, NewSecret::new()).unwrap();
     let cases = [
@@ -255,10 +270,9 @@ fn put_payload_refusals_change_nothing() {
     );
 }
 
-#[test]
-fn configurable_size_limit() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = keywarden::config::Config::generate(dir.path().join("k.db")).unwrap();
+fn configurable_size_limit(kind: &Kind) {
+    let f = Fixture::with(kind);
+    let mut config = f.config.clone();
     config.max_payload_bytes = 8;
     let store = keywarden::store::SecretStore::open(&config).unwrap();
     let c = admin("p");
@@ -271,9 +285,8 @@ fn configurable_size_limit() {
     assert_eq!(e.kind(), ErrorKind::TooLarge);
 }
 
-#[test]
-fn delete_removes_the_ciphertext() {
-    let f = Fixture::new();
+fn delete_removes_the_ciphertext(kind: &Kind) {
+    let f = Fixture::with(kind);
     let c = admin("p1");
     let id = f
         .store
@@ -299,9 +312,8 @@ fn delete_removes_the_ciphertext() {
     );
 }
 
-#[test]
-fn consumers_block_delete_unless_forced() {
-    let f = Fixture::new();
+fn consumers_block_delete_unless_forced(kind: &Kind) {
+    let f = Fixture::with(kind);
     let c = admin("p1");
     let id = f
         .store
@@ -342,9 +354,8 @@ fn consumers_block_delete_unless_forced() {
     );
 }
 
-#[test]
-fn expired_secrets_can_be_deleted_and_purged() {
-    let f = Fixture::new();
+fn expired_secrets_can_be_deleted_and_purged(kind: &Kind) {
+    let f = Fixture::with(kind);
     let c = admin("p1");
     let base = f.store.store_secret(&c, text_secret("base", "x")).unwrap();
     let mut meta: SecretMeta = f.store.secret(&c, &base).unwrap();
@@ -371,9 +382,8 @@ fn expired_secrets_can_be_deleted_and_purged() {
     assert!(f.store.payload(&c, &base).is_ok());
 }
 
-#[test]
-fn expired_secret_reads_as_not_found() {
-    let f = Fixture::new();
+fn expired_secret_reads_as_not_found(kind: &Kind) {
+    let f = Fixture::with(kind);
     let c = admin("p1");
     let live = f.store.store_secret(&c, text_secret("live", "x")).unwrap();
     let mut meta: SecretMeta = f.store.secret(&c, &live).unwrap();
@@ -398,9 +408,8 @@ fn expired_secret_reads_as_not_found() {
     assert_eq!(page.items[0].id, live);
 }
 
-#[test]
-fn list_filters_sort_and_paging() {
-    let f = Fixture::new();
+fn list_filters_sort_and_paging(kind: &Kind) {
+    let f = Fixture::with(kind);
     let c = admin("p1");
     for i in 0..25 {
         let new = NewSecret::new()
@@ -519,9 +528,8 @@ fn list_filters_sort_and_paging() {
     );
 }
 
-#[test]
-fn key_orders() {
-    let f = Fixture::new();
+fn key_orders(kind: &Kind) {
+    let f = Fixture::with(kind);
     let c = admin("p1");
     for bits in [128, 192, 256] {
         let order = f
@@ -635,9 +643,8 @@ fn key_orders() {
     );
 }
 
-#[test]
-fn key_pair_order_makes_an_rsa_container() {
-    let f = Fixture::new();
+fn key_pair_order_makes_an_rsa_container(kind: &Kind) {
+    let f = Fixture::with(kind);
     let c = admin("p1");
     let order = f
         .store
@@ -733,9 +740,8 @@ fn key_pair_order_makes_an_rsa_container() {
     );
 }
 
-#[test]
-fn castellan_objects_round_trip() {
-    let f = Fixture::new();
+fn castellan_objects_round_trip(kind: &Kind) {
+    let f = Fixture::with(kind);
     let c = admin("p1");
     let objects = [
         ManagedObject::SymmetricKey {
@@ -778,9 +784,8 @@ fn castellan_objects_round_trip() {
     }
 }
 
-#[test]
-fn acl_lets_a_listed_user_of_another_project_read() {
-    let f = Fixture::new();
+fn acl_lets_a_listed_user_of_another_project_read(kind: &Kind) {
+    let f = Fixture::with(kind);
     let owner = ctx("alice", "p1", &["creator"]);
     let id = f
         .store
@@ -837,4 +842,123 @@ fn acl_lets_a_listed_user_of_another_project_read() {
         f.store.payload(&bob, &id).unwrap_err().kind(),
         ErrorKind::NotFound
     );
+}
+
+/// One of everything the catalog keeps, in `f`'s store.
+fn populate(f: &Fixture) -> Vec<(SecretId, String)> {
+    let c = admin("p1");
+    let mut written = Vec::new();
+    for i in 0..5 {
+        let payload = format!("payload-{i}");
+        let id = f
+            .store
+            .store_secret(
+                &admin(&format!("p{}", i % 2 + 1)),
+                text_secret("s", &payload),
+            )
+            .unwrap();
+        written.push((id, payload));
+    }
+    f.store
+        .store_secret(&c, NewSecret::new().name("empty"))
+        .unwrap();
+    f.store.create_key(&c, &KeyOrder::aes(128)).unwrap();
+    f.store
+        .create_key_pair(
+            &c,
+            &KeyPairOrder {
+                name: None,
+                algorithm: "rsa".into(),
+                bit_length: 2048,
+                expiration: None,
+                passphrase: None,
+            },
+        )
+        .unwrap();
+    let (first, _) = written[0];
+    f.store
+        .add_consumer(
+            &c,
+            &first,
+            Consumer {
+                service: "nova".into(),
+                resource_type: "instance".into(),
+                resource_id: "i-1".into(),
+            },
+        )
+        .unwrap();
+    f.store
+        .set_acl(
+            &c,
+            &first,
+            Acl {
+                users: vec![UserId::new("bob").unwrap()],
+                project_access: false,
+            },
+        )
+        .unwrap();
+    f.store
+        .set_project_backend(&admin("p2"), &f.config.default_backend)
+        .unwrap();
+    written
+}
+
+fn a_whole_catalog_copies_to_either_kind_and_reads_back(kind: &Kind) {
+    let f = Fixture::with(kind);
+    let written = populate(&f);
+    let before = f.store.operator().counts().unwrap();
+    let mut targets = vec![Kind::Sqlite];
+    if cfg!(feature = "postgres") {
+        targets.extend(Kind::postgres());
+    }
+    for target in targets {
+        let mut config = f.config.clone();
+        config.catalog = target.fresh_catalog(f.dir.path());
+        let dest = keywarden::catalog::open(&config.catalog_location().unwrap()).unwrap();
+        let report = keywarden::catalog::copy_verified(&*f.catalog(), &*dest).unwrap();
+        assert_eq!(report.counts, before, "{target:?}");
+        // 2 project KEKs + 1 mapping + 9 secrets + 1 ACL user + 1 consumer
+        // + 2 orders + 1 container
+        assert_eq!(report.rows, 17, "{target:?}");
+        let copy = keywarden::store::SecretStore::open(&config).unwrap();
+        for (i, (id, payload)) in written.iter().enumerate() {
+            let c = admin(&format!("p{}", i % 2 + 1));
+            let got = copy.payload(&c, id).unwrap();
+            assert_eq!(got.bytes.expose_secret(), payload.as_bytes());
+        }
+        let (first, _) = written[0];
+        assert!(!copy.acl(&admin("p1"), &first).unwrap().project_access);
+        assert_eq!(copy.consumers(&admin("p1"), &first).unwrap().len(), 1);
+        assert!(copy.project_backend(&admin("p2")).unwrap().1);
+        let checked = copy.operator().verify_secrets().unwrap();
+        assert!(checked.failed.is_empty());
+    }
+}
+
+fn a_failed_replace_leaves_the_old_content(kind: &Kind) {
+    let f = Fixture::with(kind);
+    populate(&f);
+    let before = f.store.operator().counts().unwrap();
+    let source = Fixture::with(kind);
+    source
+        .store
+        .store_secret(&admin("other"), text_secret("new", "new"))
+        .unwrap();
+    // The rows stop coming halfway: nothing of the replacement stays.
+    let mut sent = 0;
+    let e = f
+        .catalog()
+        .replace_with(&mut |sink| {
+            source.catalog().export(&mut |row| {
+                sent += 1;
+                if sent == 2 {
+                    return Err(keywarden::Error::new(ErrorKind::Unavailable, "source gone"));
+                }
+                sink(row)
+            })
+        })
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable);
+    assert_eq!(f.store.operator().counts().unwrap(), before);
+    assert_eq!(f.store.operator().verify_secrets().unwrap().failed.len(), 0);
 }

@@ -5,17 +5,51 @@
 //! makes a secret and a container never leaves half of itself behind.
 
 use std::fmt::Debug;
+use std::sync::Arc;
 
-use crate::backend::{KekStore, StoredSecret};
-use crate::error::Result;
+use crate::backend::{KekStore, StoredSecret, WrappedKek};
+use crate::config::CatalogLocation;
+use crate::error::{Error, ErrorKind, Result};
 use crate::model::{
     BackendId, Consumer, ContainerId, ContentType, OrderId, ProjectId, SecretId, SecretMeta,
     SecretType, Status, Timestamp, UserId,
 };
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod sqlite;
+mod transfer;
 
+#[cfg(feature = "postgres")]
+pub use self::postgres::{PostgresCatalog, PostgresOptions};
 pub use sqlite::SqliteCatalog;
+pub use transfer::{CopyReport, copy_verified};
+
+/// Opens (creating or bringing the schema up to date) the catalog at `location`.
+pub fn open(location: &CatalogLocation) -> Result<Arc<dyn Catalog>> {
+    match location {
+        CatalogLocation::Sqlite(path) => Ok(Arc::new(SqliteCatalog::open(path)?)),
+        #[cfg(feature = "postgres")]
+        CatalogLocation::Postgres(url) => Ok(Arc::new(PostgresCatalog::open(url)?)),
+        #[cfg(not(feature = "postgres"))]
+        CatalogLocation::Postgres(url) => Err(Error::new(
+            ErrorKind::Config,
+            format!("catalog {url} needs keywarden built with the `postgres` feature"),
+        )),
+    }
+}
+
+/// Opens a catalog that must already hold a keywarden schema: refuses a
+/// missing SQLite file or a PostgreSQL database nobody initialised.
+pub fn open_existing(location: &CatalogLocation) -> Result<Arc<dyn Catalog>> {
+    match location {
+        CatalogLocation::Sqlite(path) => Ok(Arc::new(SqliteCatalog::open_existing(path)?)),
+        #[cfg(feature = "postgres")]
+        CatalogLocation::Postgres(url) => Ok(Arc::new(PostgresCatalog::open_existing(url)?)),
+        #[cfg(not(feature = "postgres"))]
+        CatalogLocation::Postgres(_) => open(location),
+    }
+}
 
 /// A secret row as the store needs it to decide and act.
 #[derive(Clone, Debug)]
@@ -234,7 +268,45 @@ pub struct Counts {
     pub projects_with_keks: u64,
 }
 
-/// A catalog backend (SQLite here; PostgreSQL in its own module later).
+/// One row of a whole catalog, as [`Catalog::export`] streams it: project
+/// KEKs and mappings first, then secrets, then what refers to them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Record {
+    ProjectKek {
+        backend: BackendId,
+        project: ProjectId,
+        kek: WrappedKek,
+        created: Timestamp,
+    },
+    ProjectBackend {
+        project: ProjectId,
+        backend: BackendId,
+    },
+    Secret {
+        meta: SecretMeta,
+        stored: Option<StoredSecret>,
+        /// The read ACL's `project-access` flag.
+        project_access: bool,
+    },
+    AclUser {
+        secret: SecretId,
+        user: UserId,
+    },
+    Consumer {
+        secret: SecretId,
+        consumer: Consumer,
+    },
+    Order(Order),
+    Container(Container),
+}
+
+/// Where [`Catalog::export`] sends rows.
+pub type RecordSink<'a> = dyn FnMut(Record) -> Result<()> + 'a;
+
+/// What [`Catalog::replace_with`] reads rows from: it sends each to the sink.
+pub type RecordSource<'a> = dyn FnMut(&mut RecordSink<'_>) -> Result<()> + 'a;
+
+/// A catalog backend: SQLite (embedded) or PostgreSQL (shared).
 pub trait Catalog: KekStore + Debug {
     /// Applies every write or none. The call returns once the batch is durable.
     fn apply(&self, batch: Vec<Write>) -> Result<()>;
@@ -299,4 +371,26 @@ pub trait Catalog: KekStore + Debug {
     /// Deletes every secret that expired before `now` (with its ciphertext,
     /// ACL and consumers); returns how many.
     fn purge_expired(&self, now: Timestamp) -> Result<u64>;
+
+    /// Streams every row from one consistent snapshot, in [`Record`] order,
+    /// each table in key order.
+    fn export(&self, out: &mut RecordSink<'_>) -> Result<()> {
+        let _ = out;
+        Err(Error::new(
+            ErrorKind::Unsupported,
+            format!("{self:?} cannot export its rows"),
+        ))
+    }
+
+    /// Replaces this catalog's whole content with the rows `rows` sends to
+    /// the sink it is given (usually another catalog's [`Catalog::export`]),
+    /// in one transaction: other connections see the old content or the
+    /// new, never a mix, and a failure leaves the old content in place.
+    fn replace_with(&self, rows: &mut RecordSource<'_>) -> Result<()> {
+        let _ = rows;
+        Err(Error::new(
+            ErrorKind::Unsupported,
+            format!("{self:?} cannot be replaced wholesale"),
+        ))
+    }
 }

@@ -18,8 +18,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavio
 
 use crate::backend::{KekStore, StoredSecret, WrappedKek};
 use crate::catalog::{
-    Acl, AclView, Catalog, Cmp, Container, ContainerType, Counts, Order, OrderType, Page,
-    SecretFilter, SecretRow, SortKey, Write,
+    Acl, AclView, Catalog, Cmp, Container, ContainerType, Counts, Order, OrderType, Page, Record,
+    RecordSink, RecordSource, SecretFilter, SecretRow, SortKey, Write,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{
@@ -1251,6 +1251,34 @@ impl Catalog for SqliteCatalog {
         Ok(n as u64)
     }
 
+    fn export(&self, out: &mut RecordSink<'_>) -> Result<()> {
+        self.read(|c| {
+            // One read transaction: one snapshot for every table.
+            let tx = c.unchecked_transaction()?;
+            export_rows(&tx, out)?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn replace_with(&self, rows: &mut RecordSource<'_>) -> Result<()> {
+        let mut conn = lock(&self.writer);
+        {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute_batch(
+                "DELETE FROM container_secrets; DELETE FROM containers; DELETE FROM orders;
+                 DELETE FROM secret_consumers; DELETE FROM secret_acl_users; DELETE FROM secrets;
+                 DELETE FROM project_backends; DELETE FROM project_keks;",
+            )?;
+            rows(&mut |row| insert_record(&tx, row))?;
+            tx.commit()?;
+        }
+        scrub_wal(&conn, self.options.busy_timeout);
+        // Readers in the pool may cache statements over the old rows.
+        lock(&self.readers).clear();
+        Ok(())
+    }
+
     fn counts(&self) -> Result<Counts> {
         self.read(|c| {
             let n = |sql: &str| -> Result<u64> {
@@ -1266,6 +1294,144 @@ impl Catalog for SqliteCatalog {
                 projects_with_keks: n("SELECT COUNT(*) FROM project_keks")?,
             })
         })
+    }
+}
+
+fn export_rows(c: &Connection, out: &mut RecordSink<'_>) -> Result<()> {
+    let mut stmt = c.prepare(
+        "SELECT kek_id, master_fingerprint, wrapped, backend_id, project_id, created
+         FROM project_keks ORDER BY backend_id, project_id",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        out(Record::ProjectKek {
+            kek: kek_from_row(r)?,
+            backend: parse_col(r.get(3)?, "backend id", str::parse)?,
+            project: parse_col(r.get(4)?, "project id", str::parse)?,
+            created: Timestamp::from_unix(r.get(5)?),
+        })?;
+    }
+    let mut stmt =
+        c.prepare("SELECT project_id, backend_id FROM project_backends ORDER BY project_id")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        out(Record::ProjectBackend {
+            project: parse_col(r.get(0)?, "project id", str::parse)?,
+            backend: parse_col(r.get(1)?, "backend id", str::parse)?,
+        })?;
+    }
+    let mut stmt = c.prepare(&format!(
+        "SELECT {SECRET_COLUMNS}, stored, kek_id, read_project_access FROM secrets ORDER BY id"
+    ))?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let stored = r
+            .get::<_, Option<Vec<u8>>>(14)?
+            .map(|bytes| -> Result<StoredSecret> {
+                Ok(StoredSecret {
+                    bytes,
+                    kek_id: r.get(15)?,
+                })
+            })
+            .transpose()?;
+        out(Record::Secret {
+            meta: secret_from_row(r)?,
+            stored,
+            project_access: r.get(16)?,
+        })?;
+    }
+    let mut stmt =
+        c.prepare("SELECT secret_id, user_id FROM secret_acl_users ORDER BY secret_id, user_id")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        out(Record::AclUser {
+            secret: parse_col(r.get(0)?, "secret id", str::parse)?,
+            user: parse_col(r.get(1)?, "user id", str::parse)?,
+        })?;
+    }
+    let mut stmt = c.prepare(
+        "SELECT secret_id, service, resource_type, resource_id FROM secret_consumers
+         ORDER BY secret_id, service, resource_type, resource_id",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        out(Record::Consumer {
+            secret: parse_col(r.get(0)?, "secret id", str::parse)?,
+            consumer: Consumer {
+                service: r.get(1)?,
+                resource_type: r.get(2)?,
+                resource_id: r.get(3)?,
+            },
+        })?;
+    }
+    let mut stmt = c.prepare(&format!("SELECT {ORDER_COLUMNS} FROM orders ORDER BY id"))?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        out(Record::Order(order_from_row(r)?))?;
+    }
+    let mut stmt = c.prepare(
+        "SELECT id, project_id, creator_id, name, type, status, created, updated
+         FROM containers ORDER BY id",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        out(Record::Container(container_from_row(c, r)?))?;
+    }
+    Ok(())
+}
+
+fn insert_record(c: &Connection, row: Record) -> Result<()> {
+    match row {
+        Record::ProjectKek {
+            backend,
+            project,
+            kek,
+            created,
+        } => {
+            c.prepare_cached(
+                "INSERT INTO project_keks (backend_id, project_id, kek_id, master_fingerprint, wrapped, created)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                backend.as_str(),
+                project.as_str(),
+                kek.kek_id,
+                kek.master_fingerprint,
+                kek.wrapped,
+                created.unix()
+            ])?;
+            Ok(())
+        }
+        Record::ProjectBackend { project, backend } => apply_write(
+            c,
+            &Write::SetProjectBackend {
+                project,
+                backend: Some(backend),
+            },
+        ),
+        Record::Secret {
+            meta,
+            stored,
+            project_access,
+        } => {
+            let id = meta.id;
+            apply_write(c, &Write::InsertSecret { meta, stored })?;
+            if !project_access {
+                c.prepare_cached("UPDATE secrets SET read_project_access = 0 WHERE id = ?1")?
+                    .execute([id.to_string()])?;
+            }
+            Ok(())
+        }
+        Record::AclUser { secret, user } => apply_write(c, &Write::GrantRead { id: secret, user }),
+        Record::Consumer { secret, consumer } => apply_write(
+            c,
+            &Write::AddConsumer {
+                id: secret,
+                consumer,
+            },
+        ),
+        Record::Order(o) => apply_write(c, &Write::InsertOrder(o)),
+        Record::Container(k) => apply_write(c, &Write::InsertContainer(k)),
     }
 }
 

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 use crate::backend::{FIXED_KEY_ID, KekReport, KeyManager, Scope};
-use crate::catalog::{Acl, Catalog, Counts, Page, SecretRow, SqliteCatalog, Write};
-use crate::config::{CatalogLocation, Config, DEFAULT_MAX_PAYLOAD_BYTES};
+use crate::catalog::{self, Acl, Catalog, Counts, Page, SecretRow, Write};
+use crate::config::{Config, DEFAULT_MAX_PAYLOAD_BYTES};
 use crate::context::Context;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{
@@ -273,9 +273,7 @@ impl SecretStore {
 
     /// Opens the store a [`Config`] describes.
     pub fn open(config: &Config) -> Result<Self> {
-        let catalog: Arc<dyn Catalog> = match config.catalog_location()? {
-            CatalogLocation::Sqlite(path) => Arc::new(SqliteCatalog::open(path)?),
-        };
+        let catalog = catalog::open(&config.catalog_location()?)?;
         let mut builder = SecretStore::builder(catalog.clone())
             .default_backend(config.default_backend.clone())
             .max_payload_bytes(config.max_payload_bytes)

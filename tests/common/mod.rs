@@ -1,31 +1,132 @@
-//! Shared fixtures for the integration tests: a store in a temp dir and
-//! request contexts.
+//! Shared fixtures for the integration tests: a store on a fresh catalog of
+//! either kind (SQLite file, or a schema of its own on the PostgreSQL test
+//! server), raw access to that catalog, and request contexts.
+//!
+//! Tests that hold for every catalog are written once, taking a [`Kind`],
+//! and listed in `catalog_tests!`, which runs each on SQLite and (with the
+//! `postgres` feature) on PostgreSQL.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use keywarden::backend::{MasterKek, SimpleCrypto};
-use keywarden::catalog::{Catalog, SqliteCatalog};
+use keywarden::catalog::Catalog;
 use keywarden::config::Config;
 use keywarden::context::Context;
 use keywarden::model::{BackendId, ProjectId, UserId};
 use keywarden::store::SecretStore;
 
+/// The PostgreSQL server the tests use (scripts/test.sh starts one).
+pub const POSTGRES_URL_ENV: &str = "KEYWARDEN_TEST_POSTGRES_URL";
+
+/// Runs each listed `fn name(kind: &Kind)` once per catalog kind.
+#[macro_export]
+macro_rules! catalog_tests {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(&$crate::common::Kind::Sqlite);
+                }
+            )*
+        }
+        #[cfg(feature = "postgres")]
+        mod on_postgres {
+            $(
+                #[test]
+                fn $name() {
+                    if let Some(kind) = $crate::common::Kind::postgres() {
+                        super::$name(&kind);
+                    }
+                }
+            )*
+        }
+    };
+}
+
+/// Which catalog a test runs on.
+#[derive(Clone, Debug)]
+pub enum Kind {
+    Sqlite,
+    /// The server's URL (a database the tests may make schemas in).
+    Postgres(String),
+}
+
+impl Kind {
+    /// The PostgreSQL test server, or `None` (the test is skipped) when
+    /// none is configured. Under `CI=true` a missing server is a failure.
+    pub fn postgres() -> Option<Kind> {
+        match std::env::var(POSTGRES_URL_ENV) {
+            Ok(url) if !url.is_empty() => Some(Kind::Postgres(url)),
+            _ if std::env::var("CI").is_ok_and(|v| v == "true") => panic!(
+                "CI=true but {POSTGRES_URL_ENV} is not set: the PostgreSQL tests must run \
+                 (scripts/test.sh starts a private server)"
+            ),
+            _ => {
+                eprintln!("skipped: {POSTGRES_URL_ENV} is not set (no PostgreSQL server)");
+                None
+            }
+        }
+    }
+
+    /// A new, empty catalog of this kind: the `catalog =` value for it.
+    pub fn fresh_catalog(&self, dir: &Path) -> String {
+        match self {
+            Kind::Sqlite => {
+                let name = format!("{}.db", uuid::Uuid::new_v4().simple());
+                format!("sqlite:{}", dir.join(name).display())
+            }
+            Kind::Postgres(server) => {
+                let schema = format!("kw_{}", uuid::Uuid::new_v4().simple());
+                let mut admin = postgres::Client::connect(server, postgres::NoTls)
+                    .expect("connect to the PostgreSQL test server");
+                admin
+                    .batch_execute(&format!("CREATE SCHEMA {schema}"))
+                    .expect("create a test schema");
+                with_search_path(server, &schema)
+            }
+        }
+    }
+}
+
+/// `url` with its sessions confined to `schema`.
+pub fn with_search_path(url: &str, schema: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}options=-csearch_path%3D{schema}")
+}
+
 pub struct Fixture {
+    pub kind: Kind,
     pub dir: tempfile::TempDir,
     pub config: Config,
     pub store: SecretStore,
 }
 
 impl Fixture {
+    /// A store on a fresh SQLite catalog.
     pub fn new() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let config = Config::generate(dir.path().join("keywarden.db")).expect("config");
-        let store = SecretStore::open(&config).expect("open store");
-        Fixture { dir, config, store }
+        Fixture::with(&Kind::Sqlite)
     }
 
+    /// A store on a fresh catalog of `kind`.
+    pub fn with(kind: &Kind) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = Config::generate(dir.path().join("keywarden.db")).expect("config");
+        if let Kind::Postgres(_) = kind {
+            config.catalog = kind.fresh_catalog(dir.path());
+        }
+        let store = SecretStore::open(&config).expect("open store");
+        Fixture {
+            kind: kind.clone(),
+            dir,
+            config,
+            store,
+        }
+    }
+
+    /// The SQLite file (SQLite fixtures only).
     pub fn db_path(&self) -> PathBuf {
         self.dir.path().join("keywarden.db")
     }
@@ -34,9 +135,103 @@ impl Fixture {
         SecretStore::open(&self.config).expect("reopen store")
     }
 
-    /// Row count of a table, read straight from the file.
+    /// Another handle on the fixture's catalog, as a second instance opens it.
+    pub fn catalog(&self) -> Arc<dyn Catalog> {
+        keywarden::catalog::open(&self.config.catalog_location().unwrap()).expect("open catalog")
+    }
+
+    /// Row count of a table, read straight from the catalog.
     pub fn rows(&self, table: &str) -> i64 {
-        raw_count(&self.db_path(), table)
+        self.raw().count(table)
+    }
+
+    /// A connection around keywarden, for tampering.
+    pub fn raw(&self) -> Raw {
+        Raw::open(&self.config.catalog)
+    }
+
+    /// Whether `needle` appears anywhere the catalog keeps bytes: the
+    /// database file for SQLite, every stored ciphertext and wrapped KEK for
+    /// PostgreSQL.
+    pub fn holds_bytes(&self, needle: &[u8]) -> bool {
+        let found = |hay: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+        match self.kind {
+            Kind::Sqlite => found(&std::fs::read(self.db_path()).unwrap()),
+            Kind::Postgres(_) => {
+                let mut raw = self.raw();
+                raw.blobs("SELECT stored FROM secrets WHERE stored IS NOT NULL")
+                    .iter()
+                    .chain(&raw.blobs("SELECT wrapped FROM project_keks"))
+                    .any(|b| found(b))
+            }
+        }
+    }
+}
+
+/// Direct SQL on a catalog, bypassing keywarden.
+pub enum Raw {
+    Sqlite(rusqlite::Connection),
+    Postgres(postgres::Client),
+}
+
+impl Raw {
+    pub fn open(catalog: &str) -> Raw {
+        match catalog.strip_prefix("sqlite:") {
+            Some(path) => Raw::Sqlite(rusqlite::Connection::open(path).expect("open raw")),
+            None => Raw::Postgres(
+                postgres::Client::connect(catalog, postgres::NoTls).expect("connect raw"),
+            ),
+        }
+    }
+
+    /// Runs one statement; the error text on failure.
+    pub fn exec(&mut self, sql: &str) -> Result<u64, String> {
+        match self {
+            Raw::Sqlite(c) => c
+                .execute(sql, [])
+                .map(|n| n as u64)
+                .map_err(|e| e.to_string()),
+            Raw::Postgres(c) => c.execute(sql, &[]).map_err(|e| {
+                let db = e.as_db_error().map(|d| d.message().to_owned());
+                db.unwrap_or_else(|| e.to_string())
+            }),
+        }
+    }
+
+    pub fn count(&mut self, table: &str) -> i64 {
+        let sql = format!("SELECT COUNT(*) FROM {table}");
+        match self {
+            Raw::Sqlite(c) => c.query_row(&sql, [], |r| r.get(0)).expect("count"),
+            Raw::Postgres(c) => c.query_one(&sql, &[]).expect("count").get(0),
+        }
+    }
+
+    /// The one BLOB/BYTEA column of every row `sql` returns.
+    pub fn blobs(&mut self, sql: &str) -> Vec<Vec<u8>> {
+        match self {
+            Raw::Sqlite(c) => c
+                .prepare(sql)
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap(),
+            Raw::Postgres(c) => c
+                .query(sql, &[])
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect(),
+        }
+    }
+
+    /// `bytes` as an SQL literal of this database.
+    pub fn blob_literal(&self, bytes: &[u8]) -> String {
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        match self {
+            Raw::Sqlite(_) => format!("x'{hex}'"),
+            Raw::Postgres(_) => format!("'\\x{hex}'::bytea"),
+        }
     }
 }
 
@@ -60,10 +255,9 @@ pub fn admin(project: &str) -> Context {
 
 /// Two SimpleCrypto backends under different master KEKs over one catalog.
 pub fn two_backend_store(
-    db: &Path,
+    catalog: Arc<dyn Catalog>,
     default: &str,
-) -> (Arc<SqliteCatalog>, SecretStore, MasterKek, MasterKek) {
-    let catalog = Arc::new(SqliteCatalog::open(db).unwrap());
+) -> (Arc<dyn Catalog>, SecretStore, MasterKek, MasterKek) {
     let a = MasterKek::generate().unwrap();
     let b = MasterKek::generate().unwrap();
     let store = build_two(&catalog, &a, &b, default);
@@ -71,24 +265,23 @@ pub fn two_backend_store(
 }
 
 pub fn build_two(
-    catalog: &Arc<SqliteCatalog>,
+    catalog: &Arc<dyn Catalog>,
     a: &MasterKek,
     b: &MasterKek,
     default: &str,
 ) -> SecretStore {
-    let dyn_cat: Arc<dyn Catalog> = catalog.clone();
-    SecretStore::builder(dyn_cat.clone())
+    SecretStore::builder(catalog.clone())
         .backend(Arc::new(SimpleCrypto::new(
             BackendId::new("soft-a").unwrap(),
             a,
             &[],
-            dyn_cat.clone(),
+            catalog.clone(),
         )))
         .backend(Arc::new(SimpleCrypto::new(
             BackendId::new("soft-b").unwrap(),
             b,
             &[],
-            dyn_cat.clone(),
+            catalog.clone(),
         )))
         .default_backend(BackendId::new(default).unwrap())
         .build()

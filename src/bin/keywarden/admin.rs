@@ -25,10 +25,16 @@ pub fn init(config_path: &Path, database: &Path, endpoint: &str) -> CliResult<St
     }
     let mut config = Config::generate(database)?;
     config.endpoint = endpoint.trim_end_matches('/').to_owned();
+    if let Some(url) = crate::catalog::url_argument(database) {
+        config.catalog = url;
+    }
     let text = config.to_toml();
     // Re-read through the normal path so relative paths resolve as they will later.
     let parsed = Config::from_toml(&text, config_path.parent())?;
-    let CatalogLocation::Sqlite(db) = parsed.catalog_location()?;
+    let db = match parsed.catalog_location()? {
+        CatalogLocation::Sqlite(db) => db,
+        shared => return crate::catalog::init_shared(config_path, &parsed, &shared, &text),
+    };
     if db.exists() {
         return Err(Failure::Usage(format!(
             "database {} already exists; it belongs to another config",
@@ -62,14 +68,19 @@ pub fn backup(config_path: &Path, output: &Path) -> CliResult<String> {
         )));
     }
     let (config, _store) = open_store(config_path)?;
-    let catalog = SqliteCatalog::open_existing(database(&config)?)?;
+    let location = config.catalog_location()?;
     progress("Backing up the catalog…");
     // Created private and empty: VACUUM INTO writes into an empty file.
     write_new_private_file(output, b"")?;
-    let written = catalog
-        .backup_to(output)
-        .map_err(Failure::from)
-        .and_then(|()| restrict(output));
+    let written = match &location {
+        CatalogLocation::Sqlite(db) => {
+            SqliteCatalog::open_existing(db).and_then(|catalog| catalog.backup_to(output))
+        }
+        // A shared catalog is backed up into the same portable SQLite file.
+        shared => crate::catalog::backup_to_file(shared, output),
+    }
+    .map_err(Failure::from)
+    .and_then(|()| restrict(output));
     progress_done();
     if let Err(e) = written {
         let _ = std::fs::remove_file(output);
@@ -96,12 +107,22 @@ pub fn restore(config: &Config, backup: &Path, force: bool) -> CliResult<String>
             backup.display()
         )));
     }
-    let db = database(config)?;
+    let location = config.catalog_location()?;
     // Check the backup on a scratch copy: the backup file itself stays untouched.
-    let scratch = scratch_path(&db, "restore-check");
+    let scratch = match &location {
+        CatalogLocation::Sqlite(db) => scratch_path(db, "restore-check"),
+        CatalogLocation::Postgres(_) => scratch_path(backup, "restore-check"),
+    };
     std::fs::copy(backup, &scratch).map_err(|e| io_failure("cannot copy the backup", e))?;
     let outcome = verify_backup(config, backup, &scratch).and_then(|()| {
-        let catalog = SqliteCatalog::open(&db)?;
+        let db = match &location {
+            CatalogLocation::Sqlite(db) => db,
+            shared => {
+                crate::catalog::restore_shared(shared, &scratch, force)?;
+                return restored(config, backup);
+            }
+        };
+        let catalog = SqliteCatalog::open(db)?;
         let existing = catalog.counts()?.secrets;
         if existing > 0 && !force {
             return Err(Failure::Store(Error::new(
@@ -116,24 +137,28 @@ pub fn restore(config: &Config, backup: &Path, force: bool) -> CliResult<String>
         })?;
         progress_done();
         drop(catalog);
-        let store = SecretStore::open(config)?;
-        let counts = store.operator().counts()?;
-        Ok(format!(
-            "Restored {} secrets, {} orders, {} containers from {}\n",
-            counts.secrets,
-            counts.orders,
-            counts.containers,
-            backup.display()
-        ))
+        restored(config, backup)
     });
     remove_sqlite_files(&scratch);
     outcome
 }
 
+fn restored(config: &Config, backup: &Path) -> CliResult<String> {
+    let store = SecretStore::open(config)?;
+    let counts = store.operator().counts()?;
+    Ok(format!(
+        "Restored {} secrets, {} orders, {} containers from {}\n",
+        counts.secrets,
+        counts.orders,
+        counts.containers,
+        backup.display()
+    ))
+}
+
 /// Opens the scratch copy as a store under this config: the backup must be
 /// a keywarden catalog, every master KEK must open its project KEKs there,
 /// and every project mapping must name a configured backend.
-fn verify_backup(config: &Config, backup: &Path, scratch: &Path) -> CliResult<()> {
+pub fn verify_backup(config: &Config, backup: &Path, scratch: &Path) -> CliResult<()> {
     let refuse = |e: Error| {
         Failure::Store(Error::new(
             e.kind(),
@@ -274,11 +299,6 @@ pub fn check(config_path: &Path) -> CliResult<String> {
     Ok(out)
 }
 
-fn database(config: &Config) -> CliResult<PathBuf> {
-    let CatalogLocation::Sqlite(db) = config.catalog_location()?;
-    Ok(db)
-}
-
 /// Mode 0600: backups hold every ciphertext and wrapped KEK.
 fn restrict(path: &Path) -> CliResult<()> {
     use std::os::unix::fs::PermissionsExt;
@@ -311,7 +331,7 @@ fn io_failure(what: &str, e: std::io::Error) -> Failure {
 }
 
 /// Creates `path` with mode 0600; fails if it exists.
-fn write_new_private_file(path: &Path, bytes: &[u8]) -> CliResult<()> {
+pub fn write_new_private_file(path: &Path, bytes: &[u8]) -> CliResult<()> {
     let mut f = OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use base64::Engine as _;
 use clap::{Args, Parser, Subcommand};
 use keywarden::catalog::{Container, Order};
-use keywarden::config::{CatalogLocation, Config};
+use keywarden::config::Config;
 use keywarden::context::Context;
 use keywarden::model::{
     BackendId, ContainerId, OrderId, ProjectId, SecretId, SecretMeta, SecretType, Timestamp, UserId,
@@ -18,6 +18,7 @@ use keywarden::store::{KeyOrder, KeyPairOrder, ListQuery, NewSecret, SecretStore
 use keywarden::{Error, ErrorKind};
 
 mod admin;
+mod catalog;
 mod image;
 mod migrate;
 mod output;
@@ -106,11 +107,15 @@ enum Command {
     /// Image signatures: verify an image against a certificate in the store.
     #[command(subcommand)]
     Image(image::ImageCommand),
+    /// Move a whole store between SQLite and PostgreSQL.
+    #[command(subcommand)]
+    Catalog(catalog::CatalogCommand),
 }
 
 #[derive(Args, Debug)]
 struct InitArgs {
-    /// The SQLite database (relative to the config file's directory).
+    /// The SQLite database (relative to the config file's directory), or a
+    /// `postgresql://` URL of a shared catalog.
     #[arg(long, default_value = "keywarden.db")]
     database: PathBuf,
     /// Base of secret hrefs.
@@ -385,6 +390,7 @@ fn run(cli: &Cli) -> CliResult<String> {
         Command::Migrate(cmd) => migrate::run(cli, cmd),
         Command::Volume(cmd) => volume::run(cli, cmd),
         Command::Image(cmd) => image::run(cli, cmd),
+        Command::Catalog(cmd) => catalog::run(cli, cmd),
         Command::Secret(cmd) => {
             let (_, store) = open_store(&cli.config)?;
             secret_command(cli, &store, &context(cli)?, cmd)
@@ -407,13 +413,7 @@ pub fn load_config(path: &Path) -> CliResult<Config> {
 /// `init` and `restore` make one.
 pub fn open_store(path: &Path) -> CliResult<(Config, SecretStore)> {
     let config = load_config(path)?;
-    let CatalogLocation::Sqlite(db) = config.catalog_location()?;
-    if !db.exists() {
-        return Err(Failure::Usage(format!(
-            "database {} does not exist; restore a backup or run `keywarden init` with a new config",
-            db.display()
-        )));
-    }
+    catalog::require_existing(&config)?;
     let store = SecretStore::open(&config)?;
     Ok((config, store))
 }
