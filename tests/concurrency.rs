@@ -1,6 +1,7 @@
 //! Several threads and several processes storing into one SQLite file lose
 //! nothing, and racing first stores of a project agree on one project KEK.
 
+#[macro_use]
 mod common;
 
 use std::collections::HashSet;
@@ -8,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use common::{admin, raw_count};
+use common::{Kind, admin, config_of, raw_count};
 use keywarden::config::Config;
 use keywarden::model::SecretId;
 use keywarden::store::{NewSecret, SecretStore};
@@ -55,10 +56,9 @@ fn verify_all(store: &SecretStore, written: &[(SecretId, String)]) {
     }
 }
 
-#[test]
-fn four_threads_lose_nothing() {
+fn four_threads_lose_nothing(kind: Kind) {
     let dir = tempfile::tempdir().unwrap();
-    let config = Config::generate(dir.path().join("k.db")).unwrap();
+    let config = config_of(kind, &dir.path().join("k.db"));
     let store = Arc::new(SecretStore::open(&config).unwrap());
     let handles: Vec<_> = (0..4)
         .map(|t| {
@@ -138,3 +138,5 @@ fn two_processes_lose_nothing() {
     assert_eq!(raw_count(&dir.path().join("k.db"), "project_keks"), 3);
     verify_all(&SecretStore::open(&config).unwrap(), &written);
 }
+
+conformance!(four_threads_lose_nothing);

@@ -1,11 +1,12 @@
 //! Tampering, moved ciphertext and wrong keys: always one opaque `Integrity`
 //! error, never wrong plaintext.
 
+#[macro_use]
 mod common;
 
 use std::sync::Arc;
 
-use common::{Fixture, admin, build_two, two_backend_store};
+use common::{Fixture, Kind, admin, build_two, two_backend_store};
 use keywarden::ErrorKind;
 use keywarden::backend::{MasterKek, SimpleCrypto};
 use keywarden::catalog::{Catalog, SqliteCatalog};
@@ -21,9 +22,8 @@ fn raw(f: &Fixture) -> rusqlite::Connection {
     rusqlite::Connection::open(f.db_path()).unwrap()
 }
 
-#[test]
-fn one_flipped_ciphertext_byte_is_integrity() {
-    let f = Fixture::new();
+fn one_flipped_ciphertext_byte_is_integrity(kind: Kind) {
+    let f = Fixture::of(kind);
     let c = admin("p1");
     let id = f.store.store_secret(&c, secret("payload")).unwrap();
     let stored: Vec<u8> = raw(&f)
@@ -48,9 +48,8 @@ fn one_flipped_ciphertext_byte_is_integrity() {
     }
 }
 
-#[test]
-fn ciphertext_moved_onto_another_secret_is_integrity() {
-    let f = Fixture::new();
+fn ciphertext_moved_onto_another_secret_is_integrity(kind: Kind) {
+    let f = Fixture::of(kind);
     let c = admin("p1");
     let a = f.store.store_secret(&c, secret("payload-a")).unwrap();
     let b = f.store.store_secret(&c, secret("payload-b")).unwrap();
@@ -70,9 +69,8 @@ fn ciphertext_moved_onto_another_secret_is_integrity() {
     );
 }
 
-#[test]
-fn row_moved_into_another_project_is_integrity() {
-    let f = Fixture::new();
+fn row_moved_into_another_project_is_integrity(kind: Kind) {
+    let f = Fixture::of(kind);
     let p1 = admin("p1");
     let p2 = admin("p2");
     let a = f.store.store_secret(&p1, secret("payload-a")).unwrap();
@@ -131,9 +129,8 @@ fn wrong_master_kek_is_refused_at_open_and_at_use() {
     assert_eq!(e.kind(), ErrorKind::Integrity);
 }
 
-#[test]
-fn tampered_project_kek_is_refused_at_open() {
-    let f = Fixture::new();
+fn tampered_project_kek_is_refused_at_open(kind: Kind) {
+    let f = Fixture::of(kind);
     f.store.store_secret(&admin("p1"), secret("x")).unwrap();
     raw(&f)
         .execute("UPDATE project_keks SET wrapped = CAST(substr(wrapped, 1, 20) || x'00' || substr(wrapped, 22) AS BLOB)", [])
@@ -144,9 +141,8 @@ fn tampered_project_kek_is_refused_at_open() {
     );
 }
 
-#[test]
-fn untrusted_catalog_rows_give_typed_errors() {
-    let f = Fixture::new();
+fn untrusted_catalog_rows_give_typed_errors(kind: Kind) {
+    let f = Fixture::of(kind);
     let c = admin("p1");
     let id = f.store.store_secret(&c, secret("x")).unwrap();
     raw(&f)
@@ -329,10 +325,9 @@ fn projects_on_two_backends_and_a_moved_project() {
     assert_eq!(swapped.unwrap_err().kind(), ErrorKind::Integrity);
 }
 
-#[test]
-fn running_instance_writes_readable_secrets_after_a_restore() {
+fn running_instance_writes_readable_secrets_after_a_restore(kind: Kind) {
     // Two catalogs under one config: the same master KEK, different project KEKs.
-    let a = Fixture::new();
+    let a = Fixture::of(kind);
     let other_dir = tempfile::tempdir().unwrap();
     let mut other_config = a.config.clone();
     other_config.catalog = format!("sqlite:{}", other_dir.path().join("b.db").display());
@@ -369,9 +364,8 @@ fn running_instance_writes_readable_secrets_after_a_restore() {
     );
 }
 
-#[test]
-fn a_secret_cannot_reference_a_kek_the_catalog_lacks() {
-    let f = Fixture::new();
+fn a_secret_cannot_reference_a_kek_the_catalog_lacks(kind: Kind) {
+    let f = Fixture::of(kind);
     let c = admin("p1");
     let id = f.store.store_secret(&c, secret("x")).unwrap();
     let e = raw(&f)
@@ -384,3 +378,13 @@ fn a_secret_cannot_reference_a_kek_the_catalog_lacks() {
     let e = raw(&f).execute("DELETE FROM project_keks", []).unwrap_err();
     assert!(e.to_string().contains("FOREIGN KEY"), "{e}");
 }
+
+conformance!(
+    one_flipped_ciphertext_byte_is_integrity,
+    ciphertext_moved_onto_another_secret_is_integrity,
+    row_moved_into_another_project_is_integrity,
+    tampered_project_kek_is_refused_at_open,
+    untrusted_catalog_rows_give_typed_errors,
+    running_instance_writes_readable_secrets_after_a_restore,
+    a_secret_cannot_reference_a_kek_the_catalog_lacks,
+);

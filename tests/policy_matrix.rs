@@ -6,9 +6,10 @@
 //! The expectations are written out by hand from the rule text, not computed
 //! by the evaluator under test.
 
+#[macro_use]
 mod common;
 
-use common::{Fixture, ctx};
+use common::{Fixture, Kind, ctx};
 use keywarden::ErrorKind;
 use keywarden::catalog::Acl;
 use keywarden::context::Context;
@@ -105,9 +106,8 @@ fn attempt(f: &Fixture, owner: &Context, who: &Context, action: &str) -> Outcome
     }
 }
 
-#[test]
-fn queens_matrix_with_not_found_for_other_projects() {
-    let f = Fixture::new();
+fn queens_matrix_with_not_found_for_other_projects(kind: Kind) {
+    let f = Fixture::of(kind);
     // Objects are made by a creator-role user; the callers below reuse that
     // user id (is the creator) or another (is not).
     let owner = ctx("owner", "p1", &["creator"]);
@@ -134,9 +134,8 @@ fn queens_matrix_with_not_found_for_other_projects() {
     assert_eq!(checked, 11 * 5 * 2 + 7 * 5 * 2);
 }
 
-#[test]
-fn private_secret_hides_from_project_readers_but_not_creator_or_admin() {
-    let f = Fixture::new();
+fn private_secret_hides_from_project_readers_but_not_creator_or_admin(kind: Kind) {
+    let f = Fixture::of(kind);
     let owner = ctx("owner", "p1", &["creator"]);
     let id = f
         .store
@@ -164,3 +163,8 @@ fn private_secret_hides_from_project_readers_but_not_creator_or_admin() {
         assert_eq!(outcome(f.store.payload(&who, &id)), expected, "{who:?}");
     }
 }
+
+conformance!(
+    queens_matrix_with_not_found_for_other_projects,
+    private_secret_hides_from_project_readers_but_not_creator_or_admin,
+);

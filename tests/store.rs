@@ -1,9 +1,10 @@
 //! SecretStore over SimpleCrypto and SQLite: every behaviour of the
 //! foundation, and every refused input leaving the catalog unchanged.
 
+#[macro_use]
 mod common;
 
-use common::{Fixture, admin, ctx};
+use common::{Fixture, Kind, admin, config_of, ctx};
 use keywarden::ErrorKind;
 use keywarden::catalog::{Acl, Write};
 use keywarden::model::{
@@ -19,9 +20,8 @@ fn text_secret(name: &str, payload: &str) -> NewSecret {
         .payload_text(payload, Some("text/plain"), None)
 }
 
-#[test]
-fn store_and_read_back_text_and_binary() {
-    let f = Fixture::new();
+fn store_and_read_back_text_and_binary(kind: Kind) {
+    let f = Fixture::of(kind);
     let c = admin("p1");
     let id = f
         .store
@@ -42,7 +42,7 @@ fn store_and_read_back_text_and_binary() {
     assert_eq!(meta.creator_id.as_str(), "admin-user");
     assert_eq!(meta.project_id.as_str(), "p1");
     assert_eq!(meta.content_type, Some(ContentType::TextPlain));
-    assert_eq!(meta.backend_id.as_str(), "software");
+    assert_eq!(meta.backend_id.as_str(), f.backend_id());
 
     let bin = NewSecret::new()
         .secret_type(SecretType::Symmetric)
@@ -77,9 +77,8 @@ fn store_and_read_back_text_and_binary() {
     assert!(!raw.windows(17).any(|w| w == b"my-secret-payload"));
 }
 
-#[test]
-fn two_step_payload_is_write_once() {
-    let f = Fixture::new();
+fn two_step_payload_is_write_once(kind: Kind) {
+    let f = Fixture::of(kind);
     let c = admin("p1");
     let id = f
         .store
@@ -116,9 +115,8 @@ fn two_step_payload_is_write_once() {
     );
 }
 
-#[test]
-fn refused_inputs_name_the_field_and_write_nothing() {
-    let f = Fixture::new();
+fn refused_inputs_name_the_field_and_write_nothing(kind: Kind) {
+    let f = Fixture::of(kind);
     let c = admin("p1");
     let past = Timestamp::from_unix(Timestamp::now().unix() - 60);
     let cases: Vec<(NewSecret, ErrorKind, &str)> = vec![
@@ -206,9 +204,8 @@ fn refused_inputs_name_the_field_and_write_nothing() {
     assert_eq!(f.rows("project_keks"), 1);
 }
 
-#[test]
-fn put_payload_refusals_change_nothing() {
-    let f = Fixture::new();
+fn put_payload_refusals_change_nothing(kind: Kind) {
+    let f = Fixture::of(kind);
     let c = admin("p1");
     let id = f.store.store_secret(&c, NewSecret::new()).unwrap();
     let cases = [
@@ -255,10 +252,9 @@ fn put_payload_refusals_change_nothing() {
     );
 }
 
-#[test]
-fn configurable_size_limit() {
+fn configurable_size_limit(kind: Kind) {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = keywarden::config::Config::generate(dir.path().join("k.db")).unwrap();
+    let mut config = config_of(kind, &dir.path().join("k.db"));
     config.max_payload_bytes = 8;
     let store = keywarden::store::SecretStore::open(&config).unwrap();
     let c = admin("p");
@@ -271,9 +267,8 @@ fn configurable_size_limit() {
     assert_eq!(e.kind(), ErrorKind::TooLarge);
 }
 
-#[test]
-fn delete_removes_the_ciphertext() {
-    let f = Fixture::new();
+fn delete_removes_the_ciphertext(kind: Kind) {
+    let f = Fixture::of(kind);
     let c = admin("p1");
     let id = f
         .store
@@ -299,9 +294,8 @@ fn delete_removes_the_ciphertext() {
     );
 }
 
-#[test]
-fn consumers_block_delete_unless_forced() {
-    let f = Fixture::new();
+fn consumers_block_delete_unless_forced(kind: Kind) {
+    let f = Fixture::of(kind);
     let c = admin("p1");
     let id = f
         .store
@@ -342,9 +336,8 @@ fn consumers_block_delete_unless_forced() {
     );
 }
 
-#[test]
-fn expired_secrets_can_be_deleted_and_purged() {
-    let f = Fixture::new();
+fn expired_secrets_can_be_deleted_and_purged(kind: Kind) {
+    let f = Fixture::of(kind);
     let c = admin("p1");
     let base = f.store.store_secret(&c, text_secret("base", "x")).unwrap();
     let mut meta: SecretMeta = f.store.secret(&c, &base).unwrap();
@@ -371,9 +364,8 @@ fn expired_secrets_can_be_deleted_and_purged() {
     assert!(f.store.payload(&c, &base).is_ok());
 }
 
-#[test]
-fn expired_secret_reads_as_not_found() {
-    let f = Fixture::new();
+fn expired_secret_reads_as_not_found(kind: Kind) {
+    let f = Fixture::of(kind);
     let c = admin("p1");
     let live = f.store.store_secret(&c, text_secret("live", "x")).unwrap();
     let mut meta: SecretMeta = f.store.secret(&c, &live).unwrap();
@@ -398,9 +390,8 @@ fn expired_secret_reads_as_not_found() {
     assert_eq!(page.items[0].id, live);
 }
 
-#[test]
-fn list_filters_sort_and_paging() {
-    let f = Fixture::new();
+fn list_filters_sort_and_paging(kind: Kind) {
+    let f = Fixture::of(kind);
     let c = admin("p1");
     for i in 0..25 {
         let new = NewSecret::new()
@@ -519,9 +510,8 @@ fn list_filters_sort_and_paging() {
     );
 }
 
-#[test]
-fn key_orders() {
-    let f = Fixture::new();
+fn key_orders(kind: Kind) {
+    let f = Fixture::of(kind);
     let c = admin("p1");
     for bits in [128, 192, 256] {
         let order = f
@@ -635,9 +625,8 @@ fn key_orders() {
     );
 }
 
-#[test]
-fn key_pair_order_makes_an_rsa_container() {
-    let f = Fixture::new();
+fn key_pair_order_makes_an_rsa_container(kind: Kind) {
+    let f = Fixture::of(kind);
     let c = admin("p1");
     let order = f
         .store
@@ -733,9 +722,8 @@ fn key_pair_order_makes_an_rsa_container() {
     );
 }
 
-#[test]
-fn castellan_objects_round_trip() {
-    let f = Fixture::new();
+fn castellan_objects_round_trip(kind: Kind) {
+    let f = Fixture::of(kind);
     let c = admin("p1");
     let objects = [
         ManagedObject::SymmetricKey {
@@ -778,9 +766,8 @@ fn castellan_objects_round_trip() {
     }
 }
 
-#[test]
-fn acl_lets_a_listed_user_of_another_project_read() {
-    let f = Fixture::new();
+fn acl_lets_a_listed_user_of_another_project_read(kind: Kind) {
+    let f = Fixture::of(kind);
     let owner = ctx("alice", "p1", &["creator"]);
     let id = f
         .store
@@ -838,3 +825,20 @@ fn acl_lets_a_listed_user_of_another_project_read() {
         ErrorKind::NotFound
     );
 }
+
+conformance!(
+    store_and_read_back_text_and_binary,
+    two_step_payload_is_write_once,
+    refused_inputs_name_the_field_and_write_nothing,
+    put_payload_refusals_change_nothing,
+    configurable_size_limit,
+    delete_removes_the_ciphertext,
+    consumers_block_delete_unless_forced,
+    expired_secrets_can_be_deleted_and_purged,
+    expired_secret_reads_as_not_found,
+    list_filters_sort_and_paging,
+    key_orders,
+    key_pair_order_makes_an_rsa_container,
+    castellan_objects_round_trip,
+    acl_lets_a_listed_user_of_another_project_read,
+);

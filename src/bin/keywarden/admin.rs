@@ -149,7 +149,7 @@ fn verify_backup(config: &Config, backup: &Path, scratch: &Path) -> CliResult<()
     let mut builder =
         SecretStore::builder(catalog.clone()).default_backend(config.default_backend.clone());
     for (id, backend) in &config.backends {
-        builder = builder.backend(backend.build(id, catalog.clone()));
+        builder = builder.backend(backend.build(id, catalog.clone()).map_err(refuse)?);
     }
     builder.build().map_err(refuse)?;
     Ok(())

@@ -18,6 +18,8 @@ use keywarden::store::{KeyOrder, KeyPairOrder, ListQuery, NewSecret, SecretStore
 use keywarden::{Error, ErrorKind};
 
 mod admin;
+#[cfg(feature = "pkcs11")]
+mod hsm;
 mod migrate;
 mod output;
 
@@ -98,6 +100,10 @@ enum Command {
     /// Move legacy fixed-key volumes to secrets of their own.
     #[command(subcommand)]
     Migrate(migrate::MigrateCommand),
+    /// PKCS#11 token keys: create, rotate the master KEK, prune.
+    #[cfg(feature = "pkcs11")]
+    #[command(subcommand)]
+    Hsm(hsm::HsmCommand),
 }
 
 #[derive(Args, Debug)]
@@ -375,6 +381,8 @@ fn run(cli: &Cli) -> CliResult<String> {
         Command::Kek(KekCommand::Prune) => admin::kek_prune(&cli.config),
         Command::Check => admin::check(&cli.config),
         Command::Migrate(cmd) => migrate::run(cli, cmd),
+        #[cfg(feature = "pkcs11")]
+        Command::Hsm(cmd) => hsm::run(&cli.config, cmd),
         Command::Secret(cmd) => {
             let (_, store) = open_store(&cli.config)?;
             secret_command(cli, &store, &context(cli)?, cmd)
