@@ -187,6 +187,17 @@ impl Pkcs11 {
             .clone())
     }
 
+    /// Checks that the token answers (C_GetSessionInfo on a pooled session),
+    /// recovering a lost connection once: a readiness probe.
+    pub fn ping(&self) -> Result<()> {
+        self.token.retrying(|| {
+            self.token.with_session(|s, _| {
+                s.get_session_info().map_err(p11_error)?;
+                Ok(())
+            })
+        })
+    }
+
     pub fn stats(&self) -> Pkcs11Stats {
         Pkcs11Stats {
             pool: self.token.stats(),

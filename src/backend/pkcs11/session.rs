@@ -285,10 +285,10 @@ impl Token {
     pub(crate) fn with_holder<T>(&self, op: impl FnOnce(&Session, u64) -> Result<T>) -> Result<T> {
         let epoch = self.epoch();
         let mut holder = lock(&self.holder);
-        if holder.as_ref().is_some_and(|h| h.epoch != epoch) {
-            if let Some(stale) = holder.take() {
-                self.discard(stale);
-            }
+        if holder.as_ref().is_some_and(|h| h.epoch != epoch)
+            && let Some(stale) = holder.take()
+        {
+            self.discard(stale);
         }
         if holder.is_none() {
             *holder = Some(self.open_session(epoch)?);
