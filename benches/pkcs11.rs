@@ -95,41 +95,53 @@ fn store_and_get(c: &mut Criterion) {
 
 /// The backend alone (no catalog write): a trivial call, a decrypt and an
 /// encrypt in the token with the pool, and with a session opened, logged in
-/// and closed for each operation.
+/// and closed for each operation; with one project KEK open, and with 100
+/// (Barbican's default `pkek_cache_limit`, the cache full).
 fn session_pool(c: &mut Criterion) {
     let Some(p11) = token_config() else { return };
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let catalog: Arc<dyn Catalog> = Arc::new(SqliteCatalog::open(dir.path().join("k.db")).unwrap());
-    let project = ProjectId::new("bench-project").unwrap();
     let mut g = c.benchmark_group("pkcs11_sessions");
     g.throughput(Throughput::Elements(1));
-    for (name, pool) in [("pool", 4), ("per_operation", 0)] {
-        let mut config = p11.clone();
-        config.session_pool_size = pool;
-        let backend = Pkcs11::connect(
-            BackendId::new(format!("hsm-{name}")).unwrap(),
-            &config,
-            catalog.clone(),
-        )
-        .unwrap();
-        let id = SecretId::new_random();
-        let scope = Scope {
-            project_id: &project,
-            secret_id: &id,
-        };
-        let key = SecretBytes::copy_from(&[0x42; 32]);
-        let stored = backend.store(scope, &key).unwrap();
-        // What the pool saves, alone: the session around a trivial call.
-        g.bench_function(format!("ping/{name}"), |b| {
-            b.iter(|| backend.ping().unwrap())
-        });
-        g.bench_function(format!("decrypt/{name}"), |b| {
-            b.iter(|| backend.retrieve(scope, &stored).unwrap())
-        });
-        g.bench_function(format!("encrypt/{name}"), |b| {
-            b.iter(|| backend.store(scope, &key).unwrap())
-        });
-        eprintln!("{name}: {:?}", backend.stats());
+    for projects in [1usize, 100] {
+        for (name, pool) in [("pool", 4), ("per_operation", 0)] {
+            let mut config = p11.clone();
+            config.session_pool_size = pool;
+            let backend = Pkcs11::connect(
+                BackendId::new(format!("hsm-{name}-{projects}")).unwrap(),
+                &config,
+                catalog.clone(),
+            )
+            .unwrap();
+            let key = SecretBytes::copy_from(&[0x42; 32]);
+            let ids: Vec<(ProjectId, SecretId)> = (0..projects)
+                .map(|p| {
+                    (
+                        ProjectId::new(format!("bench-{p}")).unwrap(),
+                        SecretId::new_random(),
+                    )
+                })
+                .collect();
+            let scope = |i: usize| Scope {
+                project_id: &ids[i].0,
+                secret_id: &ids[i].1,
+            };
+            let stored: Vec<_> = (0..projects)
+                .map(|i| backend.store(scope(i), &key).unwrap())
+                .collect();
+            let label = format!("{name}/{projects} KEKs open");
+            // What the pool saves, alone: the session around a trivial call.
+            g.bench_function(format!("ping/{label}"), |b| {
+                b.iter(|| backend.ping().unwrap())
+            });
+            g.bench_function(format!("decrypt/{label}"), |b| {
+                b.iter(|| backend.retrieve(scope(0), &stored[0]).unwrap())
+            });
+            g.bench_function(format!("encrypt/{label}"), |b| {
+                b.iter(|| backend.store(scope(0), &key).unwrap())
+            });
+            eprintln!("{label}: {:?}", backend.stats());
+        }
     }
     g.finish();
 }

@@ -457,6 +457,14 @@ fn hsm_rotate_rewraps_project_keks_in_the_token_without_touching_secrets() {
     let (mkek, hmac) = hsm::unique_labels("rot");
     let mut d = Deployment::new(hsm::config(&mkek, &hmac), "hsm");
     ok(d.keywarden(&["hsm", "init"]));
+    // `kek rotate` is SimpleCrypto's; it says so rather than doing nothing.
+    let refused = d.keywarden(&["kek", "rotate", "--backend", "hsm"]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("keywarden hsm rotate"),
+        "{}",
+        stderr(&refused)
+    );
     let store = SecretStore::open(&d.config).unwrap();
     let ids: Vec<_> = (0..3)
         .map(|i| {

@@ -75,7 +75,8 @@ pub struct Pkcs11Config {
     pub wrap_mechanism: WrapMechanism,
     pub encryption_mechanism: EncryptionMechanism,
     /// Sessions kept open for operations. `0` opens and closes a session for
-    /// every operation, as Barbican does: only for comparison, it is slow.
+    /// every operation, as Barbican does: only for benchmarks comparing the
+    /// two, so a config file cannot ask for it.
     pub session_pool_size: usize,
     /// Unwrapped project KEKs kept as token handles, at most this many…
     pub pkek_cache_limit: usize,
@@ -311,6 +312,12 @@ impl TryFrom<RawPkcs11Config> for Pkcs11Config {
                     )
                 })?,
         };
+        if raw.session_pool_size == 0 {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "pkcs11 backend: session_pool_size must be at least 1",
+            ));
+        }
         let config = Pkcs11Config {
             module: raw.module,
             token,
@@ -459,6 +466,7 @@ mod tests {
                 "not supported",
             ),
             (MINIMAL.replace("s3cr3t-pin", ""), "`pin` is empty"),
+            (format!("{MINIMAL}session_pool_size = 0\n"), "at least 1"),
         ] {
             let e = parse(&body).unwrap_err();
             assert!(e.to_string().contains(needle), "{body}: {e}");

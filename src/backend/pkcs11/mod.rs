@@ -452,7 +452,10 @@ impl Pkcs11 {
             None => {
                 let (fresh, handle, epoch) = self.make_kek(project)?;
                 let fresh_id = fresh.kek_id.clone();
-                let stored = self.keks.insert_project_kek(&self.id, project, fresh)?;
+                let stored = self
+                    .keks
+                    .insert_project_kek(&self.id, project, fresh)
+                    .inspect_err(|_| self.token.destroy_later(handle, epoch))?;
                 if stored.kek_id == fresh_id {
                     tracing::info!(backend = %self.id, project = %project, kek_id = %stored.kek_id, "project KEK ready");
                     let entry = self.open_entry(&stored, handle, epoch);

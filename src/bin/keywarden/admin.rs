@@ -177,6 +177,11 @@ pub fn kek_rotate(config_path: &Path, only: Option<&str>) -> CliResult<String> {
             retired_master_keks,
         }) = config.backends.get_mut(id)
         else {
+            if only.is_some() {
+                return Err(Failure::Usage(format!(
+                    "backend {id} has no master KEK in the config to rotate (a pkcs11 backend rotates with `keywarden hsm rotate`)"
+                )));
+            }
             continue;
         };
         let new = MasterKek::generate()?;
