@@ -61,6 +61,7 @@ impl Kind {
 
 /// A config whose default backend is of `kind`, its catalog at `db`.
 pub fn config_of(kind: Kind, db: &Path) -> Config {
+    #[cfg_attr(not(feature = "pkcs11"), allow(unused_mut))]
     let mut config = Config::generate(db).expect("config");
     match kind {
         Kind::SimpleCrypto => {}
