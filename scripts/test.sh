@@ -14,11 +14,13 @@ log() { printf '\n== %s\n' "$*"; }
 #   coreutils       base64, as the seed guide's signing procedure uses it
 #   python3-venv    the Python peers' virtualenv
 #   postgresql      the shared catalog's server (unless one is configured)
+#   softhsm2        the PKCS#11 backend's token
+#   opensc          pkcs11-tool, to inspect the token
 # Only what is missing is installed; `apt-get update` runs once, first.
 postgres_bindir() {
     ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
 }
-need_apt=(cryptsetup-bin qemu-utils openssl coreutils python3-venv)
+need_apt=(cryptsetup-bin qemu-utils openssl coreutils python3-venv softhsm2 opensc)
 if [ -z "${KEYWARDEN_TEST_POSTGRES_URL:-}" ] && [ -z "$(postgres_bindir)" ]; then
     need_apt+=(postgresql)
 fi
@@ -56,12 +58,41 @@ if ! command -v cargo-fuzz >/dev/null && ! cargo fuzz --version >/dev/null 2>&1;
     cargo install cargo-fuzz --locked
 fi
 
+# A throwaway SoftHSM2 token for the pkcs11 tests, gone when this script ends.
+# Under CI=true the tests fail (never skip) when these variables are missing.
+hsm_dir=$(mktemp -d "${TMPDIR:-/tmp}/keywarden-softhsm.XXXXXX")
+pg_dir=""
+cleanup() {
+    if declare -F stop_postgres >/dev/null; then stop_postgres; fi
+    rm -rf "$hsm_dir"
+}
+trap cleanup EXIT
+mkdir -p "$hsm_dir/tokens"
+printf '%s\n' "directories.tokendir = $hsm_dir/tokens" "objectstore.backend = file" \
+    "log.level = ERROR" "slots.removable = false" >"$hsm_dir/softhsm2.conf"
+export SOFTHSM2_CONF="$hsm_dir/softhsm2.conf"
+KEYWARDEN_TEST_PKCS11_MODULE=""
+for m in /usr/lib/softhsm/libsofthsm2.so /usr/lib/*/softhsm/libsofthsm2.so; do
+    if [[ -f $m ]]; then KEYWARDEN_TEST_PKCS11_MODULE=$m; break; fi
+done
+if [[ -z $KEYWARDEN_TEST_PKCS11_MODULE ]]; then
+    echo "libsofthsm2.so not found after installing softhsm2" >&2
+    exit 1
+fi
+random_pin() { od -An -N8 -tx1 /dev/urandom | tr -d ' \n'; }
+export KEYWARDEN_TEST_PKCS11_MODULE
+export KEYWARDEN_TEST_PKCS11_TOKEN=keywarden-test
+KEYWARDEN_TEST_PKCS11_PIN=$(random_pin)
+export KEYWARDEN_TEST_PKCS11_PIN
+softhsm2-util --init-token --free --label "$KEYWARDEN_TEST_PKCS11_TOKEN" \
+    --so-pin "$(random_pin)" --pin "$KEYWARDEN_TEST_PKCS11_PIN" >/dev/null
+echo "SoftHSM2 token $KEYWARDEN_TEST_PKCS11_TOKEN in $hsm_dir ($KEYWARDEN_TEST_PKCS11_MODULE)"
+
 # --- a private PostgreSQL server -------------------------------------------------
 # Unless one is configured (KEYWARDEN_TEST_POSTGRES_URL), the shared-catalog
 # tests get a server of their own: a data directory in a temp dir, a free
 # port on 127.0.0.1, stopped and removed on exit. initdb refuses to run as
 # root, so as root the server runs as the `postgres` user.
-pg_dir=""
 stop_postgres() {
     if [ -n "$pg_dir" ]; then
         as_pg "$(postgres_bindir)/pg_ctl -D $pg_dir/data -m immediate -w stop" >/dev/null 2>&1 || true
@@ -91,7 +122,6 @@ if [ -z "${KEYWARDEN_TEST_POSTGRES_URL:-}" ]; then
         exit 1
     fi
     pg_dir=$(mktemp -d /tmp/keywarden-pg.XXXXXX)
-    trap stop_postgres EXIT
     if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$pg_dir"; fi
     as_pg "$bindir/initdb -D $pg_dir/data -A trust -U postgres" >"$pg_dir/initdb.log" 2>&1 || {
         cat "$pg_dir/initdb.log" >&2
@@ -122,7 +152,7 @@ cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --all-targets --all-features -- -D warnings
 
-log "cargo test (unit, integration and doc tests; SQLite and PostgreSQL catalogs)"
+log "cargo test (unit, integration and doc tests; SQLite and PostgreSQL catalogs; pkcs11 on the token above)"
 # --all-features includes `postgres`: the conformance suite runs on both
 # catalogs, and under CI=true a missing server fails those tests.
 cargo test --all-features

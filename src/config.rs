@@ -66,13 +66,19 @@ pub enum BackendConfig {
         #[serde(deserialize_with = "hex_key")]
         fixed_key: SecretBytes,
     },
+    /// Master KEK and HMAC key in an HSM token (PKCS#11), per-project KEKs
+    /// wrapped in the catalog, secrets encrypted inside the token.
+    #[cfg(feature = "pkcs11")]
+    #[serde(rename = "pkcs11")]
+    Pkcs11(crate::backend::Pkcs11Config),
 }
 
 impl BackendConfig {
     /// The backend this entry describes, over `catalog` (where crypto
-    /// backends keep their wrapped project KEKs).
-    pub fn build(&self, id: &BackendId, catalog: Arc<dyn Catalog>) -> Arc<dyn KeyManager> {
-        match self {
+    /// backends keep their wrapped project KEKs). Fails when a device
+    /// backend cannot connect.
+    pub fn build(&self, id: &BackendId, catalog: Arc<dyn Catalog>) -> Result<Arc<dyn KeyManager>> {
+        Ok(match self {
             BackendConfig::SimpleCrypto {
                 master_kek,
                 retired_master_keks,
@@ -85,7 +91,13 @@ impl BackendConfig {
             BackendConfig::DangerFixedKey { fixed_key } => {
                 Arc::new(DangerFixedKey::new(id.clone(), fixed_key.clone()))
             }
-        }
+            #[cfg(feature = "pkcs11")]
+            BackendConfig::Pkcs11(config) => Arc::new(crate::backend::Pkcs11::connect(
+                id.clone(),
+                config,
+                catalog,
+            )?),
+        })
     }
 }
 
@@ -327,6 +339,8 @@ impl Config {
                     }
                     out.push_str("\"\n");
                 }
+                #[cfg(feature = "pkcs11")]
+                BackendConfig::Pkcs11(config) => config.write_toml(&mut out),
             }
         }
         out

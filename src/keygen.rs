@@ -41,6 +41,11 @@ pub const PBKDF2_ITERATIONS: u32 = 600_000;
 
 /// Random key bytes for a symmetric-key order.
 pub fn generate_symmetric(bit_length: u32) -> Result<SecretBytes> {
+    SecretBytes::random(symmetric_key_len(bit_length)?)
+}
+
+/// The byte length of a symmetric key of `bit_length` bits, if we make such keys.
+pub fn symmetric_key_len(bit_length: u32) -> Result<usize> {
     if bit_length == 0 || !bit_length.is_multiple_of(8) {
         return Err(Error::invalid(
             "bit_length",
@@ -54,7 +59,7 @@ pub fn generate_symmetric(bit_length: u32) -> Result<SecretBytes> {
         ));
     }
     // Lossless: bit_length / 8 < 4096.
-    SecretBytes::random((bit_length / 8) as usize)
+    Ok((bit_length / 8) as usize)
 }
 
 /// An RSA key pair as PEM text. `Debug` shows no key material.

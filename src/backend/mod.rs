@@ -12,9 +12,13 @@ use crate::model::{BackendId, KeySpec, ProjectId, SecretId};
 use crate::secret::SecretBytes;
 
 pub mod fixed;
+#[cfg(feature = "pkcs11")]
+pub mod pkcs11;
 pub mod simple_crypto;
 
 pub use fixed::{DangerFixedKey, FIXED_KEY_ID};
+#[cfg(feature = "pkcs11")]
+pub use pkcs11::{Pkcs11, Pkcs11Config};
 pub use simple_crypto::{MasterKek, SimpleCrypto};
 
 /// Which secret an operation is about: the backend binds its output to both.

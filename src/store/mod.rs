@@ -279,7 +279,7 @@ impl SecretStore {
             .max_payload_bytes(config.max_payload_bytes)
             .endpoint(config.endpoint.clone());
         for (id, backend) in &config.backends {
-            let km = backend.build(id, catalog.clone());
+            let km = backend.build(id, catalog.clone())?;
             builder = builder.backend(km);
         }
         let mut policy = Policy::barbican_queens();

@@ -287,3 +287,77 @@ pub fn build_two(
         .build()
         .unwrap()
 }
+
+/// The SoftHSM2 token the tests use, as scripts/test.sh sets it up.
+#[cfg(feature = "pkcs11")]
+pub mod hsm {
+    use std::sync::OnceLock;
+
+    use keywarden::backend::pkcs11::{Pkcs11, Pkcs11Config, TokenSelector};
+    use keywarden::secret::SecretBytes;
+
+    pub const MODULE_ENV: &str = "KEYWARDEN_TEST_PKCS11_MODULE";
+    pub const TOKEN_ENV: &str = "KEYWARDEN_TEST_PKCS11_TOKEN";
+    pub const PIN_ENV: &str = "KEYWARDEN_TEST_PKCS11_PIN";
+    /// Labels of the keys the conformance suite shares.
+    pub const MKEK: &str = "kw-test-mkek";
+    pub const HMAC: &str = "kw-test-hmac";
+
+    #[derive(Clone, Debug)]
+    pub struct Env {
+        pub module: String,
+        pub token: String,
+        pub pin: String,
+    }
+
+    /// The token from the environment. Missing: `None` (the test is skipped
+    /// with a note), except under `CI=true`, where it is a failure.
+    pub fn env() -> Option<Env> {
+        let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        match (get(MODULE_ENV), get(TOKEN_ENV), get(PIN_ENV)) {
+            (Some(module), Some(token), Some(pin)) => Some(Env { module, token, pin }),
+            _ if std::env::var("CI").as_deref() == Ok("true") => panic!(
+                "CI=true but no SoftHSM token: set {MODULE_ENV}, {TOKEN_ENV} and {PIN_ENV} (scripts/test.sh does)"
+            ),
+            _ => {
+                eprintln!(
+                    "skipped: no PKCS#11 token ({MODULE_ENV} unset); scripts/test.sh sets one up"
+                );
+                None
+            }
+        }
+    }
+
+    /// A backend config for the test token with these key labels.
+    pub fn config(mkek: &str, hmac: &str) -> Pkcs11Config {
+        let env = env().expect("PKCS#11 test token");
+        let mut c = Pkcs11Config::new(
+            env.module,
+            TokenSelector::Label(env.token),
+            SecretBytes::copy_from(env.pin.as_bytes()),
+        );
+        c.mkek_label = mkek.to_owned();
+        c.hmac_label = hmac.to_owned();
+        c
+    }
+
+    /// The shared keys, created once per process (as `keywarden hsm init`
+    /// would) and found again by later processes.
+    pub fn shared_config() -> Pkcs11Config {
+        static READY: OnceLock<()> = OnceLock::new();
+        let c = config(MKEK, HMAC);
+        READY.get_or_init(|| {
+            Pkcs11::init_token(&c).expect("create the shared test keys");
+        });
+        c
+    }
+
+    /// Labels no other test uses, for tests that make or rotate keys.
+    pub fn unique_labels(tag: &str) -> (String, String) {
+        let n = uuid::Uuid::new_v4().simple().to_string();
+        (
+            format!("kw-{tag}-mkek-{}", &n[..8]),
+            format!("kw-{tag}-hmac-{}", &n[..8]),
+        )
+    }
+}

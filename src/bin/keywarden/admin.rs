@@ -174,7 +174,7 @@ pub fn verify_backup(config: &Config, backup: &Path, scratch: &Path) -> CliResul
     let mut builder =
         SecretStore::builder(catalog.clone()).default_backend(config.default_backend.clone());
     for (id, backend) in &config.backends {
-        builder = builder.backend(backend.build(id, catalog.clone()));
+        builder = builder.backend(backend.build(id, catalog.clone()).map_err(refuse)?);
     }
     builder.build().map_err(refuse)?;
     Ok(())
@@ -202,6 +202,11 @@ pub fn kek_rotate(config_path: &Path, only: Option<&str>) -> CliResult<String> {
             retired_master_keks,
         }) = config.backends.get_mut(id)
         else {
+            if only.is_some() {
+                return Err(Failure::Usage(format!(
+                    "backend {id} has no master KEK in the config to rotate (a pkcs11 backend rotates with `keywarden hsm rotate`)"
+                )));
+            }
             continue;
         };
         let new = MasterKek::generate()?;

@@ -108,7 +108,7 @@ fn store_over(config: &Config, catalog: Arc<dyn Catalog>) -> CliResult<SecretSto
     let mut builder =
         SecretStore::builder(catalog.clone()).default_backend(config.default_backend.clone());
     for (id, backend) in &config.backends {
-        builder = builder.backend(backend.build(id, catalog.clone()));
+        builder = builder.backend(backend.build(id, catalog.clone())?);
     }
     Ok(builder.build()?)
 }

@@ -19,6 +19,8 @@ use keywarden::{Error, ErrorKind};
 
 mod admin;
 mod catalog;
+#[cfg(feature = "pkcs11")]
+mod hsm;
 mod image;
 mod migrate;
 mod output;
@@ -110,6 +112,10 @@ enum Command {
     /// Move a whole store between SQLite and PostgreSQL.
     #[command(subcommand)]
     Catalog(catalog::CatalogCommand),
+    /// PKCS#11 token keys: create, rotate the master KEK, prune.
+    #[cfg(feature = "pkcs11")]
+    #[command(subcommand)]
+    Hsm(hsm::HsmCommand),
 }
 
 #[derive(Args, Debug)]
@@ -391,6 +397,8 @@ fn run(cli: &Cli) -> CliResult<String> {
         Command::Volume(cmd) => volume::run(cli, cmd),
         Command::Image(cmd) => image::run(cli, cmd),
         Command::Catalog(cmd) => catalog::run(cli, cmd),
+        #[cfg(feature = "pkcs11")]
+        Command::Hsm(cmd) => hsm::run(&cli.config, cmd),
         Command::Secret(cmd) => {
             let (_, store) = open_store(&cli.config)?;
             secret_command(cli, &store, &context(cli)?, cmd)
