@@ -394,3 +394,49 @@ pub trait Catalog: KekStore + Debug {
         ))
     }
 }
+
+// ---- shared by the catalog backends ----
+
+/// A row that does not parse: the catalog is damaged or was tampered with.
+pub(crate) fn corrupt(what: &str) -> Error {
+    Error::new(
+        ErrorKind::Storage,
+        format!("catalog holds an invalid {what}"),
+    )
+}
+
+/// A stored content type, as the catalogs write it.
+pub(crate) fn parse_content_type(s: &str) -> Result<ContentType> {
+    match s {
+        "text/plain" => Ok(ContentType::TextPlain),
+        "application/octet-stream" => Ok(ContentType::OctetStream),
+        "application/pkcs8" => Ok(ContentType::Pkcs8),
+        _ => Err(corrupt("content type")),
+    }
+}
+
+/// The column a sort key orders by.
+pub(crate) fn sort_column(k: SortKey) -> &'static str {
+    match k {
+        SortKey::Algorithm => "algorithm",
+        SortKey::BitLength => "bit_length",
+        SortKey::Created => "created",
+        SortKey::Expiration => "expiration",
+        SortKey::Mode => "mode",
+        SortKey::Name => "name",
+        SortKey::SecretType => "secret_type",
+        SortKey::Status => "status",
+        SortKey::Updated => "updated",
+    }
+}
+
+/// The SQL operator of a date comparison.
+pub(crate) fn cmp_sql(c: Cmp) -> &'static str {
+    match c {
+        Cmp::Eq => "=",
+        Cmp::Gt => ">",
+        Cmp::Gte => ">=",
+        Cmp::Lt => "<",
+        Cmp::Lte => "<=",
+    }
+}

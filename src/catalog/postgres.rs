@@ -30,8 +30,9 @@ use ::postgres::{Client, GenericClient, IsolationLevel, NoTls, Row, Statement, T
 
 use crate::backend::{KekStore, StoredSecret, WrappedKek};
 use crate::catalog::{
-    Acl, AclView, Catalog, Cmp, Container, ContainerType, Counts, Order, OrderType, Page, Record,
-    RecordSink, RecordSource, SecretFilter, SecretRow, SortKey, Write,
+    Acl, AclView, Catalog, Container, ContainerType, Counts, Order, OrderType, Page, Record,
+    RecordSink, RecordSource, SecretFilter, SecretRow, Write, cmp_sql, corrupt, parse_content_type,
+    sort_column,
 };
 use crate::config::PostgresUrl;
 use crate::error::{Error, ErrorKind, Result};
@@ -769,13 +770,6 @@ fn constraint_violation(e: &::postgres::Error, state: &SqlState) -> Option<Strin
     (db.code() == state).then(|| db.constraint().unwrap_or("").to_owned())
 }
 
-fn corrupt(what: &str) -> Error {
-    Error::new(
-        ErrorKind::Storage,
-        format!("catalog holds an invalid {what}"),
-    )
-}
-
 fn not_found(id: &SecretId) -> Error {
     Error::new(ErrorKind::NotFound, format!("secret {id} not found"))
 }
@@ -1178,15 +1172,6 @@ fn stored_from_row(r: &Row, at: usize) -> Result<Option<StoredSecret>, Fail> {
     })
 }
 
-fn parse_content_type(s: &str) -> Result<ContentType> {
-    match s {
-        "text/plain" => Ok(ContentType::TextPlain),
-        "application/octet-stream" => Ok(ContentType::OctetStream),
-        "application/pkcs8" => Ok(ContentType::Pkcs8),
-        _ => Err(corrupt("content type")),
-    }
-}
-
 fn order_from_row(r: &Row) -> Result<Order, Fail> {
     let order_type = match text(r, 3)?.as_str() {
         "key" => OrderType::Key,
@@ -1263,30 +1248,6 @@ fn kek_from_row(r: &Row) -> Result<WrappedKek, Fail> {
         master_fingerprint: text(r, 1)?,
         wrapped: r.try_get(2)?,
     })
-}
-
-fn sort_column(k: SortKey) -> &'static str {
-    match k {
-        SortKey::Algorithm => "algorithm",
-        SortKey::BitLength => "bit_length",
-        SortKey::Created => "created",
-        SortKey::Expiration => "expiration",
-        SortKey::Mode => "mode",
-        SortKey::Name => "name",
-        SortKey::SecretType => "secret_type",
-        SortKey::Status => "status",
-        SortKey::Updated => "updated",
-    }
-}
-
-fn cmp_sql(c: Cmp) -> &'static str {
-    match c {
-        Cmp::Eq => "=",
-        Cmp::Gt => ">",
-        Cmp::Gte => ">=",
-        Cmp::Lt => "<",
-        Cmp::Lte => "<=",
-    }
 }
 
 /// A bound value of a listing query.

@@ -18,8 +18,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavio
 
 use crate::backend::{KekStore, StoredSecret, WrappedKek};
 use crate::catalog::{
-    Acl, AclView, Catalog, Cmp, Container, ContainerType, Counts, Order, OrderType, Page, Record,
-    RecordSink, RecordSource, SecretFilter, SecretRow, SortKey, Write,
+    Acl, AclView, Catalog, Container, ContainerType, Counts, Order, OrderType, Page, Record,
+    RecordSink, RecordSource, SecretFilter, SecretRow, Write, cmp_sql, corrupt, parse_content_type,
+    sort_column,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{
@@ -789,13 +790,6 @@ fn require_secret(c: &Connection, id: &SecretId) -> Result<()> {
 const SECRET_COLUMNS: &str = "id, project_id, name, algorithm, bit_length, mode, secret_type, expiration, \
      created, updated, status, content_type, creator_id, backend_id";
 
-fn corrupt(what: &str) -> Error {
-    Error::new(
-        ErrorKind::Storage,
-        format!("catalog holds an invalid {what}"),
-    )
-}
-
 fn parse_col<T>(v: String, what: &str, f: impl FnOnce(&str) -> Result<T>) -> Result<T> {
     f(&v).map_err(|_| corrupt(what))
 }
@@ -823,15 +817,6 @@ fn secret_from_row(r: &Row<'_>) -> Result<SecretMeta> {
         creator_id: parse_col(r.get(12)?, "creator id", str::parse)?,
         backend_id: parse_col(r.get(13)?, "backend id", str::parse)?,
     })
-}
-
-fn parse_content_type(s: &str) -> Result<ContentType> {
-    match s {
-        "text/plain" => Ok(ContentType::TextPlain),
-        "application/octet-stream" => Ok(ContentType::OctetStream),
-        "application/pkcs8" => Ok(ContentType::Pkcs8),
-        _ => Err(corrupt("content type")),
-    }
 }
 
 fn order_from_row(r: &Row<'_>) -> Result<Order> {
@@ -906,30 +891,6 @@ fn container_from_row(c: &Connection, r: &Row<'_>) -> Result<Container> {
         created: Timestamp::from_unix(r.get(6)?),
         updated: Timestamp::from_unix(r.get(7)?),
     })
-}
-
-fn sort_column(k: SortKey) -> &'static str {
-    match k {
-        SortKey::Algorithm => "algorithm",
-        SortKey::BitLength => "bit_length",
-        SortKey::Created => "created",
-        SortKey::Expiration => "expiration",
-        SortKey::Mode => "mode",
-        SortKey::Name => "name",
-        SortKey::SecretType => "secret_type",
-        SortKey::Status => "status",
-        SortKey::Updated => "updated",
-    }
-}
-
-fn cmp_sql(c: Cmp) -> &'static str {
-    match c {
-        Cmp::Eq => "=",
-        Cmp::Gt => ">",
-        Cmp::Gte => ">=",
-        Cmp::Lt => "<",
-        Cmp::Lte => "<=",
-    }
 }
 
 fn like_or_eq(sql: &mut String, args: &mut Vec<Value>, column: &str, pattern: &str) {
