@@ -90,6 +90,18 @@ pub trait KeyManager: Send + Sync + Debug {
     /// Protects `material` for the secret `scope`.
     fn store(&self, scope: Scope<'_>, material: &SecretBytes) -> Result<StoredSecret>;
 
+    /// Protects the same `material` for each of `scopes`, for bulk work
+    /// (the fixed-key migration). The default stores them one by one; a
+    /// backend with per-call setup worth sharing (SimpleCrypto's catalog read
+    /// of the project KEK) does that once per project.
+    fn store_each(
+        &self,
+        scopes: &[Scope<'_>],
+        material: &SecretBytes,
+    ) -> Result<Vec<StoredSecret>> {
+        scopes.iter().map(|s| self.store(*s, material)).collect()
+    }
+
     /// Recovers the material stored for `scope`. Anything that does not
     /// authenticate is `Integrity`.
     fn retrieve(&self, scope: Scope<'_>, stored: &StoredSecret) -> Result<SecretBytes>;

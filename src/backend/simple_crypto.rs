@@ -259,6 +259,34 @@ impl KeyManager for SimpleCrypto {
         })
     }
 
+    fn store_each(
+        &self,
+        scopes: &[Scope<'_>],
+        material: &SecretBytes,
+    ) -> Result<Vec<StoredSecret>> {
+        let mut current: Option<(&ProjectId, Arc<ProjectKey>)> = None;
+        let mut out = Vec::with_capacity(scopes.len());
+        for scope in scopes {
+            let key = match &current {
+                Some((project, k)) if *project == scope.project_id => k.clone(),
+                _ => {
+                    let k = self.current_key(scope.project_id)?;
+                    current = Some((scope.project_id, k.clone()));
+                    k
+                }
+            };
+            let bytes = key.seal.seal(
+                &self.secret_binding(scope, &key.kek_id),
+                material.expose_secret(),
+            )?;
+            out.push(StoredSecret {
+                bytes,
+                kek_id: Some(key.kek_id.clone()),
+            });
+        }
+        Ok(out)
+    }
+
     fn retrieve(&self, scope: Scope<'_>, stored: &StoredSecret) -> Result<SecretBytes> {
         let kek_id = stored.kek_id.as_deref().ok_or_else(Error::integrity)?;
         let key = self.key_for_read(scope.project_id, kek_id)?;

@@ -392,8 +392,12 @@ fn connect(path: &Path, options: &SqliteOptions, create: bool) -> Result<Connect
             format!("SQLite catalog refused WAL mode (got {mode})"),
         ));
     }
+    // temp_store=MEMORY keeps statement journals (copies of pages a
+    // savepoint touches) off disk: faster, and no temp files of catalog
+    // pages. A 16 MiB page cache holds a bulk transaction's dirty pages.
     conn.execute_batch(
-        "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON;",
+        "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON;
+         PRAGMA temp_store=MEMORY; PRAGMA cache_size=-16384;",
     )?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
@@ -916,6 +920,16 @@ impl Catalog for SqliteCatalog {
     }
 
     fn apply_each(&self, batches: Vec<Vec<Write>>) -> Vec<Result<()>> {
+        // Optimistically as one job: one savepoint for the lot instead of
+        // one per batch (each savepoint copies every page it first touches
+        // into the statement journal). Only when that fails are the batches
+        // run one by one, to learn which of them failed.
+        if batches.len() > 1 {
+            let all: Vec<Write> = batches.iter().flatten().cloned().collect();
+            if let Some(Ok(())) = self.submit(vec![all]).pop() {
+                return batches.iter().map(|_| Ok(())).collect();
+            }
+        }
         self.submit(batches)
     }
 
@@ -1524,6 +1538,35 @@ mod tests {
             created: now,
             updated: now,
         })
+    }
+
+    /// One failing batch among many: the others are still applied (after
+    /// the optimistic single job fails), and the failing one changes nothing.
+    #[test]
+    fn apply_each_keeps_the_good_batches_when_one_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = SqliteCatalog::open(dir.path().join("c.db")).unwrap();
+        let project = ProjectId::new("p").unwrap();
+        let user = UserId::new("u").unwrap();
+        let taken = order(&project, &user);
+        cat.apply(vec![taken.clone()]).unwrap();
+        let count = || -> i64 {
+            cat.read(|c| Ok(c.query_row("SELECT COUNT(*) FROM orders", [], |r| r.get(0))?))
+                .unwrap()
+        };
+
+        let outcomes = cat.apply_each(vec![
+            vec![order(&project, &user)],
+            vec![order(&project, &user), taken],
+            vec![order(&project, &user), order(&project, &user)],
+        ]);
+        assert!(outcomes[0].is_ok() && outcomes[2].is_ok(), "{outcomes:?}");
+        assert!(outcomes[1].is_err(), "{outcomes:?}");
+        assert_eq!(count(), 1 + 1 + 2, "the failing batch left nothing behind");
+
+        let all_good = cat.apply_each((0..3).map(|_| vec![order(&project, &user)]).collect());
+        assert!(all_good.iter().all(Result::is_ok));
+        assert_eq!(count(), 4 + 3);
     }
 
     /// Writers that queue while a commit is in flight are committed

@@ -160,7 +160,7 @@ impl MigrationOptions {
             service,
             filter,
             dry_run: false,
-            batch_size: 1000,
+            batch_size: 5000,
             fail_after_writes: None,
         }
     }

@@ -413,9 +413,9 @@ impl SecretStore {
         }
         let now = Timestamp::now();
         let bits = u32::try_from(key.len() * 8).unwrap_or(u32::MAX);
-        let mut batches = Vec::with_capacity(wanted.len());
-        for (id, user) in wanted {
-            let meta = SecretMeta {
+        let metas: Vec<SecretMeta> = wanted
+            .iter()
+            .map(|(id, _)| SecretMeta {
                 id: *id,
                 name: None,
                 algorithm: Some(algorithm.to_owned()),
@@ -430,8 +430,12 @@ impl SecretStore {
                 creator_id: ctx.user_id.clone(),
                 project_id: ctx.project_id.clone(),
                 backend_id: backend.id().clone(),
-            };
-            let stored = backend.store(scope(&meta), key)?;
+            })
+            .collect();
+        let scopes: Vec<Scope<'_>> = metas.iter().map(scope).collect();
+        let stored = backend.store_each(&scopes, key)?;
+        let mut batches = Vec::with_capacity(wanted.len());
+        for ((meta, stored), (id, user)) in metas.into_iter().zip(stored).zip(wanted) {
             let mut batch = vec![Write::InsertSecret {
                 meta,
                 stored: Some(stored),
