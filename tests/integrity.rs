@@ -123,10 +123,7 @@ fn wrong_master_kek_is_refused_at_open_and_at_use(kind: &Kind) {
         cat.clone(),
     );
     let row = cat.secret(&id, &c.user_id, true).unwrap().unwrap();
-    let scope = keywarden::backend::Scope {
-        project_id: &row.meta.project_id,
-        secret_id: &id,
-    };
+    let scope = keywarden::backend::Scope::new(&row.meta.project_id, &id);
     use keywarden::backend::KeyManager;
     let e = backend
         .retrieve(scope, row.stored.as_ref().unwrap())

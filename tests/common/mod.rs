@@ -361,3 +361,133 @@ pub mod hsm {
         )
     }
 }
+
+/// The PyKMIP test server scripts/test.sh starts (scripts/pykmip.sh).
+#[cfg(feature = "kmip")]
+pub mod kmip {
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use keywarden::backend::KmipConfig;
+
+    pub const HOST_ENV: &str = "KEYWARDEN_TEST_KMIP_HOST";
+    pub const PORT_ENV: &str = "KEYWARDEN_TEST_KMIP_PORT";
+    pub const CA_ENV: &str = "KEYWARDEN_TEST_KMIP_CA";
+    pub const CERT_ENV: &str = "KEYWARDEN_TEST_KMIP_CERT";
+    pub const KEY_ENV: &str = "KEYWARDEN_TEST_KMIP_KEY";
+
+    #[derive(Clone, Debug)]
+    pub struct Env {
+        pub host: String,
+        pub port: u16,
+        pub ca: PathBuf,
+        pub cert: PathBuf,
+        pub key: PathBuf,
+    }
+
+    impl Env {
+        /// Where the test certificates are (server's, and a second CA).
+        pub fn certs_dir(&self) -> PathBuf {
+            self.ca.parent().expect("CA in a directory").to_path_buf()
+        }
+    }
+
+    /// The server from the environment. Missing: `None` (the test is
+    /// skipped with a note), except under `CI=true`, where it is a failure.
+    pub fn env() -> Option<Env> {
+        let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        match (
+            get(HOST_ENV),
+            get(PORT_ENV).and_then(|p| p.parse().ok()),
+            get(CA_ENV),
+            get(CERT_ENV),
+            get(KEY_ENV),
+        ) {
+            (Some(host), Some(port), Some(ca), Some(cert), Some(key)) => Some(Env {
+                host,
+                port,
+                ca: ca.into(),
+                cert: cert.into(),
+                key: key.into(),
+            }),
+            _ if std::env::var("CI").as_deref() == Ok("true") => panic!(
+                "CI=true but no KMIP server: set {HOST_ENV}, {PORT_ENV}, {CA_ENV}, {CERT_ENV} and {KEY_ENV} (scripts/test.sh does)"
+            ),
+            _ => {
+                eprintln!("skipped: no KMIP server ({HOST_ENV} unset); scripts/test.sh starts one");
+                None
+            }
+        }
+    }
+
+    /// A backend config for the test server (mutual TLS).
+    pub fn config(env: &Env) -> KmipConfig {
+        let mut c = KmipConfig::new(env.host.clone(), env.port, env.ca.clone())
+            .with_client_cert(env.cert.clone(), env.key.clone());
+        c.io_timeout = Duration::from_secs(5);
+        c.connect_timeout = Duration::from_secs(2);
+        c
+    }
+
+    /// A PyKMIP server of the test's own (to stop and restart), on a free
+    /// port, with its database in `dir`; killed when dropped.
+    pub struct PrivateServer {
+        pub port: u16,
+        dir: PathBuf,
+        certs: PathBuf,
+        child: Option<Child>,
+    }
+
+    impl PrivateServer {
+        pub fn start(env: &Env, dir: &Path) -> Self {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            let mut s = PrivateServer {
+                port,
+                dir: dir.to_path_buf(),
+                certs: env.certs_dir(),
+                child: None,
+            };
+            s.restart();
+            s
+        }
+
+        /// Starts the server (again, on the same port and database).
+        pub fn restart(&mut self) {
+            assert!(self.child.is_none(), "already running");
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pykmip.sh");
+            let child = Command::new("bash")
+                .arg(script)
+                .arg("serve")
+                .arg(&self.dir)
+                .arg(self.port.to_string())
+                .env("KEYWARDEN_TEST_KMIP_CERTS", &self.certs)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start pykmip-server");
+            self.child = Some(child);
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+                assert!(Instant::now() < deadline, "pykmip-server did not start");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+
+        pub fn stop(&mut self) {
+            if let Some(mut c) = self.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+
+    impl Drop for PrivateServer {
+        fn drop(&mut self) {
+            self.stop();
+        }
+    }
+}
