@@ -458,8 +458,11 @@ pub mod kmip {
         /// Starts the server (again, on the same port and database).
         pub fn restart(&mut self) {
             assert!(self.child.is_none(), "already running");
+            use std::os::unix::process::CommandExt;
             let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pykmip.sh");
+            // Its own process group: PyKMIP forks helpers, stopped with it.
             let child = Command::new("bash")
+                .process_group(0)
                 .arg(script)
                 .arg("serve")
                 .arg(&self.dir)
@@ -477,11 +480,23 @@ pub mod kmip {
             }
         }
 
+        /// Stops the server and its helper processes (SIGTERM to the group,
+        /// SIGKILL if it lingers).
         pub fn stop(&mut self) {
-            if let Some(mut c) = self.child.take() {
-                let _ = c.kill();
-                let _ = c.wait();
+            let Some(mut c) = self.child.take() else {
+                return;
+            };
+            let group = format!("-{}", c.id());
+            let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
             }
+            let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+            let _ = c.wait();
         }
     }
 

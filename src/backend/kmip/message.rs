@@ -355,8 +355,8 @@ pub struct Credential<'a> {
 
 /// What goes into a batch item's Request Payload.
 pub enum Payload<'a> {
-    /// A payload kmip-protocol models.
-    Protocol(RequestPayload),
+    /// A payload kmip-protocol models (boxed: its enum is large).
+    Protocol(Box<RequestPayload>),
     /// Register of any object type.
     Register(&'a Object<'a>),
     /// Create of a symmetric key.
@@ -377,7 +377,7 @@ pub enum Payload<'a> {
 impl Payload<'_> {
     pub fn operation(&self) -> Operation {
         match self {
-            Payload::Protocol(p) => match p {
+            Payload::Protocol(p) => match **p {
                 RequestPayload::Get(..) => Operation::Get,
                 RequestPayload::GetAttributes(..) => Operation::GetAttributes,
                 RequestPayload::Revoke(..) => Operation::Revoke,
@@ -414,7 +414,7 @@ pub fn encode_request(
     let mut size = 1024;
     for p in payloads {
         let bytes = match p {
-            Payload::Protocol(p) => kmip_ttlv::ser::to_vec(p).map_err(|e| {
+            Payload::Protocol(p) => kmip_ttlv::ser::to_vec(&**p).map_err(|e| {
                 Error::new(
                     ErrorKind::Storage,
                     format!("could not encode the KMIP {} request", p.operation()),

@@ -116,7 +116,8 @@ impl Kmip {
 
     /// A Query round trip: the server answers and accepts us.
     pub fn ping(&self) -> Result<()> {
-        self.call(Payload::Protocol(message::query())).map(drop)
+        self.call(Payload::Protocol(Box::new(message::query())))
+            .map(drop)
     }
 
     fn credential(&self) -> Option<Credential<'_>> {
@@ -166,8 +167,8 @@ impl Kmip {
     fn fetch(&self, scope: &Scope<'_>, record: &Record) -> Result<message::Retrieved> {
         let mut payloads = self
             .batch(vec![
-                Payload::Protocol(message::get(&record.uid)),
-                Payload::Protocol(message::get_names(&record.uid)),
+                Payload::Protocol(Box::new(message::get(&record.uid))),
+                Payload::Protocol(Box::new(message::get_names(&record.uid))),
             ])?
             .into_iter();
         let (Some(object), Some(attributes)) = (payloads.next(), payloads.next()) else {
@@ -297,19 +298,19 @@ impl KeyManager for Kmip {
 
     fn delete(&self, scope: Scope<'_>, stored: &StoredSecret) -> Result<()> {
         let record = Record::parse(&stored.bytes)?;
-        match self.call(Payload::Protocol(message::get_names(&record.uid))) {
+        match self.call(Payload::Protocol(Box::new(message::get_names(&record.uid)))) {
             Ok(attributes) => check_name(&scope, &attributes)?,
             // Already gone: nothing to destroy.
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(e),
         }
-        match self.call(Payload::Protocol(message::destroy(&record.uid))) {
+        match self.call(Payload::Protocol(Box::new(message::destroy(&record.uid)))) {
             Ok(_) => Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
             // An active object must be revoked first (KMIP §3.22).
             Err(e) if matches!(e.kind(), ErrorKind::PermissionDenied | ErrorKind::Conflict) => {
-                self.call(Payload::Protocol(message::revoke(&record.uid)))?;
-                self.call(Payload::Protocol(message::destroy(&record.uid)))
+                self.call(Payload::Protocol(Box::new(message::revoke(&record.uid))))?;
+                self.call(Payload::Protocol(Box::new(message::destroy(&record.uid))))
                     .map(drop)
             }
             Err(e) => Err(e),
