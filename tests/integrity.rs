@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{Fixture, Kind, Raw, admin, build_two, two_backend_store};
+use common::{Fixture, Kind, Raw, Setup, admin, build_two, two_backend_store};
 use keywarden::ErrorKind;
 use keywarden::backend::{MasterKek, SimpleCrypto};
 use keywarden::catalog::{Catalog, SqliteCatalog};
@@ -13,17 +13,20 @@ use keywarden::config::{BackendConfig, Config};
 use keywarden::model::BackendId;
 use keywarden::store::{NewSecret, SecretStore};
 
-catalog_tests!(
+conformance!(
     one_flipped_ciphertext_byte_is_integrity,
     ciphertext_moved_onto_another_secret_is_integrity,
     row_moved_into_another_project_is_integrity,
-    wrong_master_kek_is_refused_at_open_and_at_use,
     tampered_project_kek_is_refused_at_open,
     untrusted_catalog_rows_give_typed_errors,
-    master_kek_rotation_rewraps_without_touching_secrets,
-    projects_on_two_backends_and_a_moved_project,
     running_instance_writes_readable_secrets_after_a_restore,
     a_secret_cannot_reference_a_kek_the_catalog_lacks,
+);
+
+catalog_tests!(
+    wrong_master_kek_is_refused_at_open_and_at_use,
+    master_kek_rotation_rewraps_without_touching_secrets,
+    projects_on_two_backends_and_a_moved_project,
 );
 
 fn secret(payload: &str) -> NewSecret {
@@ -34,8 +37,8 @@ fn raw(f: &Fixture) -> Raw {
     f.raw()
 }
 
-fn one_flipped_ciphertext_byte_is_integrity(kind: &Kind) {
-    let f = Fixture::with(kind);
+fn one_flipped_ciphertext_byte_is_integrity(setup: &Setup) {
+    let f = Fixture::on(setup);
     let c = admin("p1");
     let id = f.store.store_secret(&c, secret("payload")).unwrap();
     let mut raw = raw(&f);
@@ -56,8 +59,8 @@ fn one_flipped_ciphertext_byte_is_integrity(kind: &Kind) {
     }
 }
 
-fn ciphertext_moved_onto_another_secret_is_integrity(kind: &Kind) {
-    let f = Fixture::with(kind);
+fn ciphertext_moved_onto_another_secret_is_integrity(setup: &Setup) {
+    let f = Fixture::on(setup);
     let c = admin("p1");
     let a = f.store.store_secret(&c, secret("payload-a")).unwrap();
     let b = f.store.store_secret(&c, secret("payload-b")).unwrap();
@@ -76,8 +79,8 @@ fn ciphertext_moved_onto_another_secret_is_integrity(kind: &Kind) {
     );
 }
 
-fn row_moved_into_another_project_is_integrity(kind: &Kind) {
-    let f = Fixture::with(kind);
+fn row_moved_into_another_project_is_integrity(setup: &Setup) {
+    let f = Fixture::on(setup);
     let p1 = admin("p1");
     let p2 = admin("p2");
     let a = f.store.store_secret(&p1, secret("payload-a")).unwrap();
@@ -131,8 +134,8 @@ fn wrong_master_kek_is_refused_at_open_and_at_use(kind: &Kind) {
     assert_eq!(e.kind(), ErrorKind::Integrity);
 }
 
-fn tampered_project_kek_is_refused_at_open(kind: &Kind) {
-    let f = Fixture::with(kind);
+fn tampered_project_kek_is_refused_at_open(setup: &Setup) {
+    let f = Fixture::on(setup);
     f.store.store_secret(&admin("p1"), secret("x")).unwrap();
     let mut raw = raw(&f);
     let mut wrapped = raw.blobs("SELECT wrapped FROM project_keks").remove(0);
@@ -146,8 +149,8 @@ fn tampered_project_kek_is_refused_at_open(kind: &Kind) {
     );
 }
 
-fn untrusted_catalog_rows_give_typed_errors(kind: &Kind) {
-    let f = Fixture::with(kind);
+fn untrusted_catalog_rows_give_typed_errors(setup: &Setup) {
+    let f = Fixture::on(setup);
     let c = admin("p1");
     let id = f.store.store_secret(&c, secret("x")).unwrap();
     raw(&f)
@@ -314,11 +317,11 @@ fn projects_on_two_backends_and_a_moved_project(kind: &Kind) {
     assert_eq!(swapped.unwrap_err().kind(), ErrorKind::Integrity);
 }
 
-fn running_instance_writes_readable_secrets_after_a_restore(kind: &Kind) {
+fn running_instance_writes_readable_secrets_after_a_restore(setup: &Setup) {
     // Two catalogs under one config: the same master KEK, different project KEKs.
-    let a = Fixture::with(kind);
+    let a = Fixture::on(setup);
     let mut other_config = a.config.clone();
-    other_config.catalog = kind.fresh_catalog(a.dir.path());
+    other_config.catalog = setup.catalog.fresh_catalog(a.dir.path());
     let b = SecretStore::open(&other_config).unwrap();
     let c = admin("p1");
     let in_a = a.store.store_secret(&c, secret("written to a")).unwrap();
@@ -326,7 +329,7 @@ fn running_instance_writes_readable_secrets_after_a_restore(kind: &Kind) {
     drop(b);
 
     // Replace a's catalog with b's while a's store keeps running (and caching).
-    match kind {
+    match setup.catalog {
         Kind::Sqlite => {
             let b_path = other_config.catalog.strip_prefix("sqlite:").unwrap();
             SqliteCatalog::open(a.db_path())
@@ -361,8 +364,8 @@ fn running_instance_writes_readable_secrets_after_a_restore(kind: &Kind) {
     );
 }
 
-fn a_secret_cannot_reference_a_kek_the_catalog_lacks(kind: &Kind) {
-    let f = Fixture::with(kind);
+fn a_secret_cannot_reference_a_kek_the_catalog_lacks(setup: &Setup) {
+    let f = Fixture::on(setup);
     let c = admin("p1");
     let id = f.store.store_secret(&c, secret("x")).unwrap();
     let e = raw(&f)

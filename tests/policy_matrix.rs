@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{Fixture, Kind, ctx};
+use common::{Fixture, Setup, ctx};
 use keywarden::ErrorKind;
 use keywarden::catalog::Acl;
 use keywarden::context::Context;
@@ -16,7 +16,7 @@ use keywarden::model::SecretId;
 use keywarden::secret::SecretBytes;
 use keywarden::store::{KeyOrder, ListQuery, NewSecret};
 
-catalog_tests!(
+conformance!(
     queens_matrix_with_not_found_for_other_projects,
     private_secret_hides_from_project_readers_but_not_creator_or_admin,
 );
@@ -110,8 +110,8 @@ fn attempt(f: &Fixture, owner: &Context, who: &Context, action: &str) -> Outcome
     }
 }
 
-fn queens_matrix_with_not_found_for_other_projects(kind: &Kind) {
-    let f = Fixture::with(kind);
+fn queens_matrix_with_not_found_for_other_projects(setup: &Setup) {
+    let f = Fixture::on(setup);
     // Objects are made by a creator-role user; the callers below reuse that
     // user id (is the creator) or another (is not).
     let owner = ctx("owner", "p1", &["creator"]);
@@ -138,8 +138,8 @@ fn queens_matrix_with_not_found_for_other_projects(kind: &Kind) {
     assert_eq!(checked, 11 * 5 * 2 + 7 * 5 * 2);
 }
 
-fn private_secret_hides_from_project_readers_but_not_creator_or_admin(kind: &Kind) {
-    let f = Fixture::with(kind);
+fn private_secret_hides_from_project_readers_but_not_creator_or_admin(setup: &Setup) {
+    let f = Fixture::on(setup);
     let owner = ctx("owner", "p1", &["creator"]);
     let id = f
         .store

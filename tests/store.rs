@@ -1,10 +1,10 @@
-//! SecretStore over SimpleCrypto, on SQLite and on PostgreSQL: every
+//! SecretStore on every catalog and backend (the conformance suite): every
 //! behaviour of the foundation, and every refused input leaving the catalog
 //! unchanged.
 
 mod common;
 
-use common::{Fixture, Kind, admin, ctx};
+use common::{Fixture, Kind, Setup, admin, ctx};
 use keywarden::ErrorKind;
 use keywarden::catalog::{Acl, Write};
 use keywarden::model::{
@@ -14,7 +14,7 @@ use keywarden::model::{
 use keywarden::secret::SecretBytes;
 use keywarden::store::{KeyOrder, KeyPairOrder, ListQuery, NewSecret};
 
-catalog_tests!(
+conformance!(
     store_and_read_back_text_and_binary,
     two_step_payload_is_write_once,
     refused_inputs_name_the_field_and_write_nothing,
@@ -29,6 +29,9 @@ catalog_tests!(
     key_pair_order_makes_an_rsa_container,
     castellan_objects_round_trip,
     acl_lets_a_listed_user_of_another_project_read,
+);
+
+catalog_tests!(
     a_whole_catalog_copies_to_either_kind_and_reads_back,
     a_failed_replace_leaves_the_old_content,
 );
@@ -39,8 +42,8 @@ fn text_secret(name: &str, payload: &str) -> NewSecret {
         .payload_text(payload, Some("text/plain"), None)
 }
 
-fn store_and_read_back_text_and_binary(kind: &Kind) {
-    let f = Fixture::with(kind);
+fn store_and_read_back_text_and_binary(setup: &Setup) {
+    let f = Fixture::on(setup);
     let c = admin("p1");
     let id = f
         .store
@@ -61,7 +64,7 @@ fn store_and_read_back_text_and_binary(kind: &Kind) {
     assert_eq!(meta.creator_id.as_str(), "admin-user");
     assert_eq!(meta.project_id.as_str(), "p1");
     assert_eq!(meta.content_type, Some(ContentType::TextPlain));
-    assert_eq!(meta.backend_id.as_str(), "software");
+    assert_eq!(meta.backend_id.as_str(), f.backend_id());
 
     let bin = NewSecret::new()
         .secret_type(SecretType::Symmetric)
@@ -95,8 +98,8 @@ fn store_and_read_back_text_and_binary(kind: &Kind) {
     assert!(!f.holds_bytes(b"my-secret-payload"));
 }
 
-fn two_step_payload_is_write_once(kind: &Kind) {
-    let f = Fixture::with(kind);
+fn two_step_payload_is_write_once(setup: &Setup) {
+    let f = Fixture::on(setup);
     let c = admin("p1");
     let id = f
         .store
@@ -133,8 +136,8 @@ fn two_step_payload_is_write_once(kind: &Kind) {
     );
 }
 
-fn refused_inputs_name_the_field_and_write_nothing(kind: &Kind) {
-    let f = Fixture::with(kind);
+fn refused_inputs_name_the_field_and_write_nothing(setup: &Setup) {
+    let f = Fixture::on(setup);
     let c = admin("p1");
     let past = Timestamp::from_unix(Timestamp::now().unix() - 60);
     let cases: Vec<(NewSecret, ErrorKind, &str)> = vec![
@@ -222,8 +225,8 @@ fn refused_inputs_name_the_field_and_write_nothing(kind: &Kind) {
     assert_eq!(f.rows("project_keks"), 1);
 }
 
-fn put_payload_refusals_change_nothing(kind: &Kind) {
-    let f = Fixture::with(kind);
+fn put_payload_refusals_change_nothing(setup: &Setup) {
+    let f = Fixture::on(setup);
     let c = admin("p1");
     let id = f.store.store_secret(&c, NewSecret::new()).unwrap();
     let cases = [
@@ -270,8 +273,8 @@ fn put_payload_refusals_change_nothing(kind: &Kind) {
     );
 }
 
-fn configurable_size_limit(kind: &Kind) {
-    let f = Fixture::with(kind);
+fn configurable_size_limit(setup: &Setup) {
+    let f = Fixture::on(setup);
     let mut config = f.config.clone();
     config.max_payload_bytes = 8;
     let store = keywarden::store::SecretStore::open(&config).unwrap();
@@ -285,8 +288,8 @@ fn configurable_size_limit(kind: &Kind) {
     assert_eq!(e.kind(), ErrorKind::TooLarge);
 }
 
-fn delete_removes_the_ciphertext(kind: &Kind) {
-    let f = Fixture::with(kind);
+fn delete_removes_the_ciphertext(setup: &Setup) {
+    let f = Fixture::on(setup);
     let c = admin("p1");
     let id = f
         .store
@@ -312,8 +315,8 @@ fn delete_removes_the_ciphertext(kind: &Kind) {
     );
 }
 
-fn consumers_block_delete_unless_forced(kind: &Kind) {
-    let f = Fixture::with(kind);
+fn consumers_block_delete_unless_forced(setup: &Setup) {
+    let f = Fixture::on(setup);
     let c = admin("p1");
     let id = f
         .store
@@ -354,8 +357,8 @@ fn consumers_block_delete_unless_forced(kind: &Kind) {
     );
 }
 
-fn expired_secrets_can_be_deleted_and_purged(kind: &Kind) {
-    let f = Fixture::with(kind);
+fn expired_secrets_can_be_deleted_and_purged(setup: &Setup) {
+    let f = Fixture::on(setup);
     let c = admin("p1");
     let base = f.store.store_secret(&c, text_secret("base", "x")).unwrap();
     let mut meta: SecretMeta = f.store.secret(&c, &base).unwrap();
@@ -382,8 +385,8 @@ fn expired_secrets_can_be_deleted_and_purged(kind: &Kind) {
     assert!(f.store.payload(&c, &base).is_ok());
 }
 
-fn expired_secret_reads_as_not_found(kind: &Kind) {
-    let f = Fixture::with(kind);
+fn expired_secret_reads_as_not_found(setup: &Setup) {
+    let f = Fixture::on(setup);
     let c = admin("p1");
     let live = f.store.store_secret(&c, text_secret("live", "x")).unwrap();
     let mut meta: SecretMeta = f.store.secret(&c, &live).unwrap();
@@ -408,8 +411,8 @@ fn expired_secret_reads_as_not_found(kind: &Kind) {
     assert_eq!(page.items[0].id, live);
 }
 
-fn list_filters_sort_and_paging(kind: &Kind) {
-    let f = Fixture::with(kind);
+fn list_filters_sort_and_paging(setup: &Setup) {
+    let f = Fixture::on(setup);
     let c = admin("p1");
     for i in 0..25 {
         let new = NewSecret::new()
@@ -528,8 +531,8 @@ fn list_filters_sort_and_paging(kind: &Kind) {
     );
 }
 
-fn key_orders(kind: &Kind) {
-    let f = Fixture::with(kind);
+fn key_orders(setup: &Setup) {
+    let f = Fixture::on(setup);
     let c = admin("p1");
     for bits in [128, 192, 256] {
         let order = f
@@ -643,8 +646,8 @@ fn key_orders(kind: &Kind) {
     );
 }
 
-fn key_pair_order_makes_an_rsa_container(kind: &Kind) {
-    let f = Fixture::with(kind);
+fn key_pair_order_makes_an_rsa_container(setup: &Setup) {
+    let f = Fixture::on(setup);
     let c = admin("p1");
     let order = f
         .store
@@ -740,8 +743,8 @@ fn key_pair_order_makes_an_rsa_container(kind: &Kind) {
     );
 }
 
-fn castellan_objects_round_trip(kind: &Kind) {
-    let f = Fixture::with(kind);
+fn castellan_objects_round_trip(setup: &Setup) {
+    let f = Fixture::on(setup);
     let c = admin("p1");
     let objects = [
         ManagedObject::SymmetricKey {
@@ -784,8 +787,8 @@ fn castellan_objects_round_trip(kind: &Kind) {
     }
 }
 
-fn acl_lets_a_listed_user_of_another_project_read(kind: &Kind) {
-    let f = Fixture::with(kind);
+fn acl_lets_a_listed_user_of_another_project_read(setup: &Setup) {
+    let f = Fixture::on(setup);
     let owner = ctx("alice", "p1", &["creator"]);
     let id = f
         .store

@@ -2,9 +2,11 @@
 //! either kind (SQLite file, or a schema of its own on the PostgreSQL test
 //! server), raw access to that catalog, and request contexts.
 //!
-//! Tests that hold for every catalog are written once, taking a [`Kind`],
-//! and listed in `catalog_tests!`, which runs each on SQLite and (with the
-//! `postgres` feature) on PostgreSQL.
+//! Tests that hold for every catalog and backend are written once, taking a
+//! [`Setup`], and listed in `conformance!`, which runs each on SQLite and
+//! PostgreSQL times SimpleCrypto and Pkcs11 (as the features allow). Tests
+//! about the catalog alone take a [`Kind`] and are listed in
+//! `catalog_tests!`.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -20,7 +22,9 @@ use keywarden::store::SecretStore;
 /// The PostgreSQL server the tests use (scripts/test.sh starts one).
 pub const POSTGRES_URL_ENV: &str = "KEYWARDEN_TEST_POSTGRES_URL";
 
-/// Runs each listed `fn name(kind: &Kind)` once per catalog kind.
+/// Runs each listed `fn name(kind: &Kind)` once per catalog kind, on the
+/// default SimpleCrypto backend: the tests that are about the catalog, or
+/// that build their own SimpleCrypto backends.
 #[macro_export]
 macro_rules! catalog_tests {
     ($($name:ident),* $(,)?) => {
@@ -46,6 +50,102 @@ macro_rules! catalog_tests {
     };
 }
 
+/// The conformance suite: runs each listed `fn name(setup: &Setup)` once per
+/// catalog × backend, e.g. `sqlite_pkcs11::name`. A cell whose peer is
+/// missing (no PostgreSQL server, no SoftHSM token) is skipped with a note,
+/// and fails under `CI=true`.
+#[macro_export]
+macro_rules! conformance {
+    (@cell $(#[$attr:meta])* $module:ident, $catalog:ident, $backend:ident, [$($name:ident),*]) => {
+        $(#[$attr])*
+        mod $module {
+            $(
+                #[test]
+                fn $name() {
+                    if let Some(setup) = $crate::common::Setup::new(
+                        $crate::common::Kind::$catalog(),
+                        $crate::common::Backend::$backend,
+                    ) {
+                        super::$name(&setup);
+                    }
+                }
+            )*
+        }
+    };
+    ($($name:ident),* $(,)?) => {
+        $crate::conformance!(@cell sqlite_simple_crypto, sqlite, SimpleCrypto, [$($name),*]);
+        $crate::conformance!(@cell #[cfg(feature = "postgres")]
+            postgres_simple_crypto, postgres, SimpleCrypto, [$($name),*]);
+        $crate::conformance!(@cell #[cfg(feature = "pkcs11")]
+            sqlite_pkcs11, sqlite, Pkcs11, [$($name),*]);
+        $crate::conformance!(@cell #[cfg(all(feature = "postgres", feature = "pkcs11"))]
+            postgres_pkcs11, postgres, Pkcs11, [$($name),*]);
+    };
+}
+
+/// The backend a conformance fixture's store uses as its default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    SimpleCrypto,
+    /// The SoftHSM2 token scripts/test.sh sets up.
+    #[cfg(feature = "pkcs11")]
+    Pkcs11,
+}
+
+impl Backend {
+    /// Whether this backend's peer is here; a missing one fails under CI.
+    pub fn available(self) -> bool {
+        match self {
+            Backend::SimpleCrypto => true,
+            #[cfg(feature = "pkcs11")]
+            Backend::Pkcs11 => hsm::env().is_some(),
+        }
+    }
+
+    /// Points `config` at this backend, as its only and default backend.
+    #[cfg_attr(not(feature = "pkcs11"), allow(unused_variables))]
+    pub fn configure(self, config: &mut Config) {
+        match self {
+            Backend::SimpleCrypto => {}
+            #[cfg(feature = "pkcs11")]
+            Backend::Pkcs11 => {
+                let id = BackendId::new("hsm").unwrap();
+                config.backends.clear();
+                config.backends.insert(
+                    id.clone(),
+                    keywarden::config::BackendConfig::Pkcs11(hsm::shared_config()),
+                );
+                config.default_backend = id;
+            }
+        }
+    }
+}
+
+/// One cell of the conformance suite: a catalog kind and a backend.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    pub catalog: Kind,
+    pub backend: Backend,
+}
+
+impl Setup {
+    /// The cell, or `None` (skip) when one of its peers is missing.
+    pub fn new(catalog: Option<Kind>, backend: Backend) -> Option<Setup> {
+        let catalog = catalog?;
+        backend.available().then_some(Setup { catalog, backend })
+    }
+
+    /// A config for this cell, its catalog new and empty.
+    pub fn config(&self, dir: &Path) -> Config {
+        let mut config = Config::generate(dir.join("keywarden.db")).expect("config");
+        if let Kind::Postgres(_) = self.catalog {
+            config.catalog = self.catalog.fresh_catalog(dir);
+        }
+        self.backend.configure(&mut config);
+        config
+    }
+}
+
 /// Which catalog a test runs on.
 #[derive(Clone, Debug)]
 pub enum Kind {
@@ -55,6 +155,11 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// SQLite is always here (the uniform constructor the suite macro calls).
+    pub fn sqlite() -> Option<Kind> {
+        Some(Kind::Sqlite)
+    }
+
     /// The PostgreSQL test server, or `None` (the test is skipped) when
     /// none is configured. Under `CI=true` a missing server is a failure.
     pub fn postgres() -> Option<Kind> {
@@ -110,20 +215,30 @@ impl Fixture {
         Fixture::with(&Kind::Sqlite)
     }
 
-    /// A store on a fresh catalog of `kind`.
+    /// A store on a fresh catalog of `kind`, over SimpleCrypto.
     pub fn with(kind: &Kind) -> Self {
+        Fixture::on(&Setup {
+            catalog: kind.clone(),
+            backend: Backend::SimpleCrypto,
+        })
+    }
+
+    /// A store for one cell of the conformance suite.
+    pub fn on(setup: &Setup) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut config = Config::generate(dir.path().join("keywarden.db")).expect("config");
-        if let Kind::Postgres(_) = kind {
-            config.catalog = kind.fresh_catalog(dir.path());
-        }
+        let config = setup.config(dir.path());
         let store = SecretStore::open(&config).expect("open store");
         Fixture {
-            kind: kind.clone(),
+            kind: setup.catalog.clone(),
             dir,
             config,
             store,
         }
+    }
+
+    /// The id of the store's default backend.
+    pub fn backend_id(&self) -> &str {
+        self.config.default_backend.as_str()
     }
 
     /// The SQLite file (SQLite fixtures only).
