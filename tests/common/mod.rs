@@ -80,6 +80,10 @@ macro_rules! conformance {
             sqlite_pkcs11, sqlite, Pkcs11, [$($name),*]);
         $crate::conformance!(@cell #[cfg(all(feature = "postgres", feature = "pkcs11"))]
             postgres_pkcs11, postgres, Pkcs11, [$($name),*]);
+        $crate::conformance!(@cell #[cfg(feature = "kmip")]
+            sqlite_kmip, sqlite, Kmip, [$($name),*]);
+        $crate::conformance!(@cell #[cfg(all(feature = "postgres", feature = "kmip"))]
+            postgres_kmip, postgres, Kmip, [$($name),*]);
     };
 }
 
@@ -90,6 +94,9 @@ pub enum Backend {
     /// The SoftHSM2 token scripts/test.sh sets up.
     #[cfg(feature = "pkcs11")]
     Pkcs11,
+    /// The PyKMIP server scripts/test.sh starts.
+    #[cfg(feature = "kmip")]
+    Kmip,
 }
 
 impl Backend {
@@ -99,11 +106,36 @@ impl Backend {
             Backend::SimpleCrypto => true,
             #[cfg(feature = "pkcs11")]
             Backend::Pkcs11 => hsm::env().is_some(),
+            #[cfg(feature = "kmip")]
+            Backend::Kmip => kmip::env().is_some(),
+        }
+    }
+
+    /// Whether this is a store backend on a KMIP server (PyKMIP here), which
+    /// refuses what KMIP cannot hold or the server cannot generate.
+    pub fn is_kmip(self) -> bool {
+        match self {
+            #[cfg(feature = "kmip")]
+            Backend::Kmip => true,
+            _ => false,
+        }
+    }
+
+    /// Whether the backend encrypts into the catalog under project KEKs
+    /// (SimpleCrypto, Pkcs11); a store backend (KMIP) keeps none.
+    pub fn keeps_project_keks(self) -> bool {
+        match self {
+            #[cfg(feature = "kmip")]
+            Backend::Kmip => false,
+            _ => true,
         }
     }
 
     /// Points `config` at this backend, as its only and default backend.
-    #[cfg_attr(not(feature = "pkcs11"), allow(unused_variables))]
+    #[cfg_attr(
+        not(any(feature = "pkcs11", feature = "kmip")),
+        allow(unused_variables)
+    )]
     pub fn configure(self, config: &mut Config) {
         match self {
             Backend::SimpleCrypto => {}
@@ -114,6 +146,17 @@ impl Backend {
                 config.backends.insert(
                     id.clone(),
                     keywarden::config::BackendConfig::Pkcs11(hsm::shared_config()),
+                );
+                config.default_backend = id;
+            }
+            #[cfg(feature = "kmip")]
+            Backend::Kmip => {
+                let id = BackendId::new("kmip").unwrap();
+                let env = kmip::env().expect("KMIP test server");
+                config.backends.clear();
+                config.backends.insert(
+                    id.clone(),
+                    keywarden::config::BackendConfig::Kmip(kmip::config(&env)),
                 );
                 config.default_backend = id;
             }
