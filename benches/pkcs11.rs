@@ -122,10 +122,7 @@ fn session_pool(c: &mut Criterion) {
                     )
                 })
                 .collect();
-            let scope = |i: usize| Scope {
-                project_id: &ids[i].0,
-                secret_id: &ids[i].1,
-            };
+            let scope = |i: usize| Scope::new(&ids[i].0, &ids[i].1);
             let stored: Vec<_> = (0..projects)
                 .map(|i| backend.store(scope(i), &key).unwrap())
                 .collect();

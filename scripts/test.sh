@@ -16,11 +16,12 @@ log() { printf '\n== %s\n' "$*"; }
 #   postgresql      the shared catalog's server (unless one is configured)
 #   softhsm2        the PKCS#11 backend's token
 #   opensc          pkcs11-tool, to inspect the token
+#   libssl-dev, pkg-config  the kmip backend's TLS (the `openssl` crate)
 # Only what is missing is installed; `apt-get update` runs once, first.
 postgres_bindir() {
     ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
 }
-need_apt=(cryptsetup-bin qemu-utils openssl coreutils python3-venv softhsm2 opensc)
+need_apt=(cryptsetup-bin qemu-utils openssl coreutils python3-venv softhsm2 opensc libssl-dev pkg-config)
 if [ -z "${KEYWARDEN_TEST_POSTGRES_URL:-}" ] && [ -z "$(postgres_bindir)" ]; then
     need_apt+=(postgresql)
 fi
@@ -49,6 +50,11 @@ if ! peers_ok; then
     .venv-peers/bin/pip install --quiet 'swift==2.38.3' 'castellan==5.8.0'
     peers_ok
 fi
+# PyKMIP's server, the kmip backend's peer.
+if ! .venv-peers/bin/python -c 'import kmip.services.server' >/dev/null 2>&1; then
+    log "installing PyKMIP into .venv-peers"
+    .venv-peers/bin/python -m pip install --quiet 'pykmip==0.11.0'
+fi
 if ! command -v cargo >/dev/null; then
     echo "cargo is required (rustup toolchain)" >&2
     exit 1
@@ -62,8 +68,12 @@ fi
 # Under CI=true the tests fail (never skip) when these variables are missing.
 hsm_dir=$(mktemp -d "${TMPDIR:-/tmp}/keywarden-softhsm.XXXXXX")
 pg_dir=""
+kmip_dir=""
+kmip_pid=""
 cleanup() {
     if declare -F stop_postgres >/dev/null; then stop_postgres; fi
+    if [ -n "$kmip_pid" ]; then stop_kmip; fi
+    if [ -n "$kmip_dir" ]; then rm -rf "$kmip_dir"; fi
     rm -rf "$hsm_dir"
 }
 trap cleanup EXIT
@@ -145,6 +155,50 @@ if [ -z "${KEYWARDEN_TEST_POSTGRES_URL:-}" ]; then
     echo "PostgreSQL on 127.0.0.1:$port ($pg_dir)"
 fi
 
+# --- a PyKMIP server ------------------------------------------------------------
+# PyKMIP forks helper processes: the server runs in a process group of its
+# own (set -m) and the whole group is stopped.
+stop_kmip() {
+    kill -TERM -- "-$kmip_pid" 2>/dev/null || true
+    wait "$kmip_pid" 2>/dev/null || true
+    kill -KILL -- "-$kmip_pid" 2>/dev/null || true
+}
+# Test certificates (CA, server for 127.0.0.1, client) in a temp dir, the
+# server on a free port of 127.0.0.1, stopped and removed on exit. Tests that
+# need a server of their own (stopping it mid-run) start one with the same
+# script and certificates. Under CI=true the kmip tests fail without these.
+log "starting a PyKMIP server"
+kmip_dir=$(mktemp -d "${TMPDIR:-/tmp}/keywarden-kmip.XXXXXX")
+bash scripts/pykmip.sh certs "$kmip_dir/certs"
+started=""
+for _ in 1 2 3; do
+    port=$(free_port)
+    set -m
+    KEYWARDEN_TEST_KMIP_CERTS="$kmip_dir/certs" bash scripts/pykmip.sh serve "$kmip_dir/server" "$port" \
+        >"$kmip_dir/stdout.log" 2>&1 &
+    kmip_pid=$!
+    set +m
+    for _ in $(seq 1 120); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then started=yes; break; fi
+        if ! kill -0 "$kmip_pid" 2>/dev/null; then break; fi
+        sleep 0.5
+    done
+    if [ -n "$started" ]; then break; fi
+    stop_kmip
+    kmip_pid=""
+done
+if [ -z "$started" ]; then
+    cat "$kmip_dir/stdout.log" "$kmip_dir/server/server.log" >&2 2>/dev/null || true
+    echo "the PyKMIP server did not start" >&2
+    exit 1
+fi
+export KEYWARDEN_TEST_KMIP_HOST=127.0.0.1
+export KEYWARDEN_TEST_KMIP_PORT=$port
+export KEYWARDEN_TEST_KMIP_CA=$kmip_dir/certs/ca.crt
+export KEYWARDEN_TEST_KMIP_CERT=$kmip_dir/certs/client.crt
+export KEYWARDEN_TEST_KMIP_KEY=$kmip_dir/certs/client.key
+echo "PyKMIP on 127.0.0.1:$port ($kmip_dir)"
+
 # --- checks and tests ---------------------------------------------------------
 log "cargo fmt --check"
 cargo fmt --all -- --check
@@ -152,7 +206,7 @@ cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --all-targets --all-features -- -D warnings
 
-log "cargo test (unit, integration and doc tests; SQLite and PostgreSQL catalogs; pkcs11 on the token above)"
+log "cargo test (unit, integration and doc tests; SQLite and PostgreSQL catalogs; pkcs11 on the token above; kmip on the PyKMIP server)"
 # --all-features includes `postgres`: the conformance suite runs on both
 # catalogs, and under CI=true a missing server fails those tests.
 cargo test --all-features

@@ -71,6 +71,11 @@ pub enum BackendConfig {
     #[cfg(feature = "pkcs11")]
     #[serde(rename = "pkcs11")]
     Pkcs11(crate::backend::Pkcs11Config),
+    /// Secrets kept on a KMIP server over mutual TLS; the catalog keeps
+    /// their unique identifiers.
+    #[cfg(feature = "kmip")]
+    #[serde(rename = "kmip")]
+    Kmip(crate::backend::KmipConfig),
 }
 
 impl BackendConfig {
@@ -97,6 +102,8 @@ impl BackendConfig {
                 config,
                 catalog,
             )?),
+            #[cfg(feature = "kmip")]
+            BackendConfig::Kmip(config) => crate::backend::kmip::build(id, config)?,
         })
     }
 }
@@ -341,6 +348,8 @@ impl Config {
                 }
                 #[cfg(feature = "pkcs11")]
                 BackendConfig::Pkcs11(config) => config.write_toml(&mut out),
+                #[cfg(feature = "kmip")]
+                BackendConfig::Kmip(config) => config.write_toml(&mut out),
             }
         }
         out

@@ -126,10 +126,7 @@ fn wrong_master_kek_is_refused_at_open_and_at_use(kind: &Kind) {
         cat.clone(),
     );
     let row = cat.secret(&id, &c.user_id, true).unwrap().unwrap();
-    let scope = keywarden::backend::Scope {
-        project_id: &row.meta.project_id,
-        secret_id: &id,
-    };
+    let scope = keywarden::backend::Scope::new(&row.meta.project_id, &id);
     use keywarden::backend::KeyManager;
     let e = backend
         .retrieve(scope, row.stored.as_ref().unwrap())
@@ -138,6 +135,10 @@ fn wrong_master_kek_is_refused_at_open_and_at_use(kind: &Kind) {
 }
 
 fn tampered_project_kek_is_refused_at_open(setup: &Setup) {
+    if !setup.backend.keeps_project_keks() {
+        // A store backend (KMIP) has no KEKs in the catalog to tamper with.
+        return;
+    }
     let f = Fixture::on(setup);
     f.store.store_secret(&admin("p1"), secret("x")).unwrap();
     let mut raw = raw(&f);
@@ -377,6 +378,9 @@ fn a_secret_cannot_reference_a_kek_the_catalog_lacks(setup: &Setup) {
         ))
         .unwrap_err();
     assert!(e.to_lowercase().contains("foreign key"), "{e}");
+    if !setup.backend.keeps_project_keks() {
+        return;
+    }
     let e = raw(&f).exec("DELETE FROM project_keks").unwrap_err();
     assert!(e.to_lowercase().contains("foreign key"), "{e}");
 }

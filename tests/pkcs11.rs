@@ -381,10 +381,7 @@ fn sessions_are_pooled_not_opened_per_operation() {
                 let project = ProjectId::new(format!("pool-{}", t % 2)).unwrap();
                 for i in 0..50 {
                     let id = SecretId::new_random();
-                    let scope = Scope {
-                        project_id: &project,
-                        secret_id: &id,
-                    };
+                    let scope = Scope::new(&project, &id);
                     let payload = format!("t{t}-{i}");
                     let stored = backend
                         .store(scope, &SecretBytes::copy_from(payload.as_bytes()))
@@ -421,20 +418,14 @@ fn the_project_kek_cache_is_bounded_and_expires() {
     for p in 0..5 {
         let project = ProjectId::new(format!("cache-{p}")).unwrap();
         let id = SecretId::new_random();
-        let scope = Scope {
-            project_id: &project,
-            secret_id: &id,
-        };
+        let scope = Scope::new(&project, &id);
         let s = backend.store(scope, &SecretBytes::copy_from(b"x")).unwrap();
         stored.push((project, id, s));
         assert!(backend.stats().cached_project_keks <= 2);
     }
     let read = |i: usize| {
         let (project, id, s) = &stored[i];
-        let scope = Scope {
-            project_id: project,
-            secret_id: id,
-        };
+        let scope = Scope::new(project, id);
         backend.retrieve(scope, s).unwrap();
     };
     let unwraps = || backend.stats().project_kek_unwraps;

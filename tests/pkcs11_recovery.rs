@@ -33,20 +33,14 @@ fn relogin_after_logout_and_reinitialise_after_a_library_reset() {
     let project = ProjectId::new("recovery").unwrap();
     let round_trip = |payload: &str| {
         let id = SecretId::new_random();
-        let scope = Scope {
-            project_id: &project,
-            secret_id: &id,
-        };
+        let scope = Scope::new(&project, &id);
         let stored = backend
             .store(scope, &SecretBytes::copy_from(payload.as_bytes()))
             .unwrap();
         (id, stored)
     };
     let read = |id: &SecretId, stored| {
-        let scope = Scope {
-            project_id: &project,
-            secret_id: id,
-        };
+        let scope = Scope::new(&project, id);
         backend.retrieve(scope, stored).unwrap()
     };
     let (first, first_stored) = round_trip("before");

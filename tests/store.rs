@@ -222,7 +222,12 @@ fn refused_inputs_name_the_field_and_write_nothing(setup: &Setup) {
         .store_secret(&c, text_secret("edge", &"x".repeat(20_000)))
         .unwrap();
     assert_eq!(f.rows("secrets"), 1, "refusals wrote nothing");
-    assert_eq!(f.rows("project_keks"), 1);
+    let keks = if setup.backend.keeps_project_keks() {
+        1
+    } else {
+        0
+    };
+    assert_eq!(f.rows("project_keks"), keks);
 }
 
 fn put_payload_refusals_change_nothing(setup: &Setup) {
@@ -566,7 +571,21 @@ fn key_orders(setup: &Setup) {
             },
         )
         .unwrap();
-    assert_eq!(hmac.status, Status::Active);
+    // PyKMIP does not generate HMAC keys: the order fails as Barbican's
+    // would (400), nothing is faked.
+    let server_makes_all = !setup.backend.is_kmip();
+    let made = |o: &keywarden::catalog::Order| {
+        if server_makes_all {
+            assert_eq!(o.status, Status::Active);
+        } else {
+            assert_eq!(
+                (o.status, o.error_code),
+                (Status::Error, Some(400)),
+                "{o:?}"
+            );
+        }
+    };
+    made(&hmac);
     let xts = f
         .store
         .create_key(
@@ -662,6 +681,13 @@ fn key_pair_order_makes_an_rsa_container(setup: &Setup) {
             },
         )
         .unwrap();
+    if setup.backend.is_kmip() {
+        // A KMIP server makes the pair and cannot protect it with a
+        // passphrase: refused as Barbican's KMIP plugin does (400).
+        // tests/kmip.rs covers the pair without a passphrase.
+        assert_eq!((order.status, order.error_code), (Status::Error, Some(400)));
+        return;
+    }
     assert_eq!(order.status, Status::Active);
     let container = f.store.container(&c, &order.container_id.unwrap()).unwrap();
     let names: Vec<&str> = container
@@ -778,6 +804,18 @@ fn castellan_objects_round_trip(setup: &Setup) {
         },
     ];
     for obj in objects {
+        if setup.backend.is_kmip()
+            && obj.secret_type() == SecretType::Symmetric
+            && obj.algorithm().is_none()
+        {
+            // KMIP holds a symmetric key only with its algorithm.
+            let e = f
+                .store
+                .store_object(&c, &obj, Some("obj"), None)
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+            continue;
+        }
         let id = f.store.store_object(&c, &obj, Some("obj"), None).unwrap();
         let back = f.store.get_object(&c, &id).unwrap();
         assert_eq!(back.secret_type(), obj.secret_type());

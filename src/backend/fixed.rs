@@ -177,10 +177,7 @@ mod tests {
     fn store_accepts_only_the_fixed_key_and_the_rest_is_unsupported() {
         let b = backend();
         let p = ProjectId::new("p").unwrap();
-        let scope = Scope {
-            project_id: &p,
-            secret_id: &FIXED_KEY_ID,
-        };
+        let scope = Scope::new(&p, &FIXED_KEY_ID);
         assert!(b.store(scope, &SecretBytes::copy_from(&[0x0a; 32])).is_ok());
         let e = b
             .store(scope, &SecretBytes::copy_from(&[0x0b; 32]))

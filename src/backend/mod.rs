@@ -8,15 +8,19 @@ use std::fmt::Debug;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::keygen;
-use crate::model::{BackendId, KeySpec, ProjectId, SecretId};
+use crate::model::{BackendId, KeySpec, ProjectId, SecretId, SecretMeta, SecretType};
 use crate::secret::SecretBytes;
 
 pub mod fixed;
+#[cfg(feature = "kmip")]
+pub mod kmip;
 #[cfg(feature = "pkcs11")]
 pub mod pkcs11;
 pub mod simple_crypto;
 
 pub use fixed::{DangerFixedKey, FIXED_KEY_ID};
+#[cfg(feature = "kmip")]
+pub use kmip::{Kmip, KmipConfig};
 #[cfg(feature = "pkcs11")]
 pub use pkcs11::{Pkcs11, Pkcs11Config};
 pub use simple_crypto::{MasterKek, SimpleCrypto};
@@ -26,6 +30,50 @@ pub use simple_crypto::{MasterKek, SimpleCrypto};
 pub struct Scope<'a> {
     pub project_id: &'a ProjectId,
     pub secret_id: &'a SecretId,
+    /// What the secret is. Crypto backends encrypt every type alike and
+    /// ignore it; a store backend (KMIP) keeps each type as its own kind of
+    /// object and needs the key's algorithm.
+    pub object: ObjectKind<'a>,
+}
+
+impl<'a> Scope<'a> {
+    /// The scope of a secret with only bytes to go by (kept as opaque data).
+    pub fn new(project_id: &'a ProjectId, secret_id: &'a SecretId) -> Self {
+        Scope {
+            project_id,
+            secret_id,
+            object: ObjectKind::OPAQUE,
+        }
+    }
+
+    /// The scope of the secret `meta` describes.
+    pub fn of(meta: &'a SecretMeta) -> Self {
+        Scope {
+            project_id: &meta.project_id,
+            secret_id: &meta.id,
+            object: ObjectKind {
+                secret_type: meta.secret_type,
+                algorithm: meta.algorithm.as_deref(),
+                bit_length: meta.bit_length,
+            },
+        }
+    }
+}
+
+/// A secret's type and key parameters, as its metadata records them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ObjectKind<'a> {
+    pub secret_type: SecretType,
+    pub algorithm: Option<&'a str>,
+    pub bit_length: Option<u32>,
+}
+
+impl ObjectKind<'_> {
+    pub const OPAQUE: ObjectKind<'static> = ObjectKind {
+        secret_type: SecretType::Opaque,
+        algorithm: None,
+        bit_length: None,
+    };
 }
 
 /// What a backend asks the catalog to keep for one secret: a ciphertext, a

@@ -867,10 +867,7 @@ const FIXED_KEY_CREATOR: &str = "danger-fixed-key";
 /// readable as any non-private project secret is.
 fn fixed_key_row(ctx: &Context, fixed: &dyn KeyManager, with_stored: bool) -> Result<SecretRow> {
     let marker = crate::backend::StoredSecret::plain(Vec::new());
-    let scope = Scope {
-        project_id: &ctx.project_id,
-        secret_id: &FIXED_KEY_ID,
-    };
+    let scope = Scope::new(&ctx.project_id, &FIXED_KEY_ID);
     let bits = u32::try_from(fixed.retrieve(scope, &marker)?.len() * 8).unwrap_or(u32::MAX);
     Ok(SecretRow {
         meta: SecretMeta {
@@ -980,10 +977,7 @@ fn operator_audit<T>(action: &'static str, object: &dyn fmt::Display, outcome: &
 }
 
 pub(crate) fn scope(meta: &SecretMeta) -> Scope<'_> {
-    Scope {
-        project_id: &meta.project_id,
-        secret_id: &meta.id,
-    }
+    Scope::of(meta)
 }
 
 fn secret_target<'a>(ctx: &'a Context, row: &'a SecretRow) -> Target<'a> {

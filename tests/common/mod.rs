@@ -80,6 +80,10 @@ macro_rules! conformance {
             sqlite_pkcs11, sqlite, Pkcs11, [$($name),*]);
         $crate::conformance!(@cell #[cfg(all(feature = "postgres", feature = "pkcs11"))]
             postgres_pkcs11, postgres, Pkcs11, [$($name),*]);
+        $crate::conformance!(@cell #[cfg(feature = "kmip")]
+            sqlite_kmip, sqlite, Kmip, [$($name),*]);
+        $crate::conformance!(@cell #[cfg(all(feature = "postgres", feature = "kmip"))]
+            postgres_kmip, postgres, Kmip, [$($name),*]);
     };
 }
 
@@ -90,6 +94,9 @@ pub enum Backend {
     /// The SoftHSM2 token scripts/test.sh sets up.
     #[cfg(feature = "pkcs11")]
     Pkcs11,
+    /// The PyKMIP server scripts/test.sh starts.
+    #[cfg(feature = "kmip")]
+    Kmip,
 }
 
 impl Backend {
@@ -99,11 +106,36 @@ impl Backend {
             Backend::SimpleCrypto => true,
             #[cfg(feature = "pkcs11")]
             Backend::Pkcs11 => hsm::env().is_some(),
+            #[cfg(feature = "kmip")]
+            Backend::Kmip => kmip::env().is_some(),
+        }
+    }
+
+    /// Whether this is a store backend on a KMIP server (PyKMIP here), which
+    /// refuses what KMIP cannot hold or the server cannot generate.
+    pub fn is_kmip(self) -> bool {
+        match self {
+            #[cfg(feature = "kmip")]
+            Backend::Kmip => true,
+            _ => false,
+        }
+    }
+
+    /// Whether the backend encrypts into the catalog under project KEKs
+    /// (SimpleCrypto, Pkcs11); a store backend (KMIP) keeps none.
+    pub fn keeps_project_keks(self) -> bool {
+        match self {
+            #[cfg(feature = "kmip")]
+            Backend::Kmip => false,
+            _ => true,
         }
     }
 
     /// Points `config` at this backend, as its only and default backend.
-    #[cfg_attr(not(feature = "pkcs11"), allow(unused_variables))]
+    #[cfg_attr(
+        not(any(feature = "pkcs11", feature = "kmip")),
+        allow(unused_variables)
+    )]
     pub fn configure(self, config: &mut Config) {
         match self {
             Backend::SimpleCrypto => {}
@@ -114,6 +146,17 @@ impl Backend {
                 config.backends.insert(
                     id.clone(),
                     keywarden::config::BackendConfig::Pkcs11(hsm::shared_config()),
+                );
+                config.default_backend = id;
+            }
+            #[cfg(feature = "kmip")]
+            Backend::Kmip => {
+                let id = BackendId::new("kmip").unwrap();
+                let env = kmip::env().expect("KMIP test server");
+                config.backends.clear();
+                config.backends.insert(
+                    id.clone(),
+                    keywarden::config::BackendConfig::Kmip(kmip::config(&env)),
                 );
                 config.default_backend = id;
             }
@@ -474,5 +517,150 @@ pub mod hsm {
             format!("kw-{tag}-mkek-{}", &n[..8]),
             format!("kw-{tag}-hmac-{}", &n[..8]),
         )
+    }
+}
+
+/// The PyKMIP test server scripts/test.sh starts (scripts/pykmip.sh).
+#[cfg(feature = "kmip")]
+pub mod kmip {
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use keywarden::backend::KmipConfig;
+
+    pub const HOST_ENV: &str = "KEYWARDEN_TEST_KMIP_HOST";
+    pub const PORT_ENV: &str = "KEYWARDEN_TEST_KMIP_PORT";
+    pub const CA_ENV: &str = "KEYWARDEN_TEST_KMIP_CA";
+    pub const CERT_ENV: &str = "KEYWARDEN_TEST_KMIP_CERT";
+    pub const KEY_ENV: &str = "KEYWARDEN_TEST_KMIP_KEY";
+
+    #[derive(Clone, Debug)]
+    pub struct Env {
+        pub host: String,
+        pub port: u16,
+        pub ca: PathBuf,
+        pub cert: PathBuf,
+        pub key: PathBuf,
+    }
+
+    impl Env {
+        /// Where the test certificates are (server's, and a second CA).
+        pub fn certs_dir(&self) -> PathBuf {
+            self.ca.parent().expect("CA in a directory").to_path_buf()
+        }
+    }
+
+    /// The server from the environment. Missing: `None` (the test is
+    /// skipped with a note), except under `CI=true`, where it is a failure.
+    pub fn env() -> Option<Env> {
+        let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        match (
+            get(HOST_ENV),
+            get(PORT_ENV).and_then(|p| p.parse().ok()),
+            get(CA_ENV),
+            get(CERT_ENV),
+            get(KEY_ENV),
+        ) {
+            (Some(host), Some(port), Some(ca), Some(cert), Some(key)) => Some(Env {
+                host,
+                port,
+                ca: ca.into(),
+                cert: cert.into(),
+                key: key.into(),
+            }),
+            _ if std::env::var("CI").as_deref() == Ok("true") => panic!(
+                "CI=true but no KMIP server: set {HOST_ENV}, {PORT_ENV}, {CA_ENV}, {CERT_ENV} and {KEY_ENV} (scripts/test.sh does)"
+            ),
+            _ => {
+                eprintln!("skipped: no KMIP server ({HOST_ENV} unset); scripts/test.sh starts one");
+                None
+            }
+        }
+    }
+
+    /// A backend config for the test server (mutual TLS).
+    pub fn config(env: &Env) -> KmipConfig {
+        let mut c = KmipConfig::new(env.host.clone(), env.port, env.ca.clone())
+            .with_client_cert(env.cert.clone(), env.key.clone());
+        c.io_timeout = Duration::from_secs(5);
+        c.connect_timeout = Duration::from_secs(2);
+        c
+    }
+
+    /// A PyKMIP server of the test's own (to stop and restart), on a free
+    /// port, with its database in `dir`; killed when dropped.
+    pub struct PrivateServer {
+        pub port: u16,
+        dir: PathBuf,
+        certs: PathBuf,
+        child: Option<Child>,
+    }
+
+    impl PrivateServer {
+        pub fn start(env: &Env, dir: &Path) -> Self {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            let mut s = PrivateServer {
+                port,
+                dir: dir.to_path_buf(),
+                certs: env.certs_dir(),
+                child: None,
+            };
+            s.restart();
+            s
+        }
+
+        /// Starts the server (again, on the same port and database).
+        pub fn restart(&mut self) {
+            assert!(self.child.is_none(), "already running");
+            use std::os::unix::process::CommandExt;
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pykmip.sh");
+            // Its own process group: PyKMIP forks helpers, stopped with it.
+            let child = Command::new("bash")
+                .process_group(0)
+                .arg(script)
+                .arg("serve")
+                .arg(&self.dir)
+                .arg(self.port.to_string())
+                .env("KEYWARDEN_TEST_KMIP_CERTS", &self.certs)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start pykmip-server");
+            self.child = Some(child);
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+                assert!(Instant::now() < deadline, "pykmip-server did not start");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+
+        /// Stops the server and its helper processes (SIGTERM to the group,
+        /// SIGKILL if it lingers).
+        pub fn stop(&mut self) {
+            let Some(mut c) = self.child.take() else {
+                return;
+            };
+            let group = format!("-{}", c.id());
+            let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+            let _ = c.wait();
+        }
+    }
+
+    impl Drop for PrivateServer {
+        fn drop(&mut self) {
+            self.stop();
+        }
     }
 }

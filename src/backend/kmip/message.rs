@@ -1,0 +1,898 @@
+//! KMIP 1.x request and response messages: the framing (header, protocol
+//! version, credential, one batch item), the payloads, and the server's
+//! result turned into our error kinds.
+//!
+//! Payloads that kmip-protocol 0.4 models fully (Get, Get Attributes,
+//! Revoke, Destroy, Query) are its `RequestPayload`, serialised by
+//! kmip-ttlv. Register, Create and Create Key Pair are written here:
+//! kmip-protocol cannot register Secret Data, Opaque Objects or
+//! Certificates, knows only DES, 3DES, AES and RSA, and a Register carries
+//! the secret, which we keep in one wiped buffer. The
+//! framing is ours too, so the protocol version is the configured one and
+//! the password never becomes a `String`. Responses are read by our bounded
+//! TTLV reader: kmip-protocol's response types know neither those object
+//! types nor result reasons beyond KMIP 1.0, and would turn them into
+//! string errors.
+
+use std::fmt;
+
+use kmip_protocol::types::common::{AttributeName, RevocationReasonCode, UniqueIdentifier};
+use kmip_protocol::types::request::{self as preq, RequestPayload, RevocationReason};
+
+use super::ttlv::{self, Item, Writer};
+use crate::error::{Error, ErrorKind, Result};
+use crate::secret::SecretBytes;
+
+// Tags (KMIP 1.0 §9.1.3.1).
+pub const ATTRIBUTE: u32 = 0x420008;
+pub const ATTRIBUTE_NAME: u32 = 0x42000A;
+pub const ATTRIBUTE_VALUE: u32 = 0x42000B;
+pub const AUTHENTICATION: u32 = 0x42000C;
+pub const BATCH_COUNT: u32 = 0x42000D;
+pub const BATCH_ITEM: u32 = 0x42000F;
+pub const CERTIFICATE: u32 = 0x420013;
+pub const CERTIFICATE_TYPE: u32 = 0x42001D;
+pub const CERTIFICATE_VALUE: u32 = 0x42001E;
+pub const COMMON_TEMPLATE_ATTRIBUTE: u32 = 0x42001F;
+pub const CREDENTIAL: u32 = 0x420023;
+pub const CREDENTIAL_TYPE: u32 = 0x420024;
+pub const CREDENTIAL_VALUE: u32 = 0x420025;
+pub const CRYPTOGRAPHIC_ALGORITHM: u32 = 0x420028;
+pub const CRYPTOGRAPHIC_LENGTH: u32 = 0x42002A;
+pub const KEY_BLOCK: u32 = 0x420040;
+pub const KEY_FORMAT_TYPE: u32 = 0x420042;
+pub const KEY_MATERIAL: u32 = 0x420043;
+pub const KEY_VALUE: u32 = 0x420045;
+pub const NAME_TYPE: u32 = 0x420054;
+pub const NAME_VALUE: u32 = 0x420055;
+pub const OBJECT_TYPE: u32 = 0x420057;
+pub const OPAQUE_DATA_TYPE: u32 = 0x420059;
+pub const OPAQUE_DATA_VALUE: u32 = 0x42005A;
+pub const OPAQUE_OBJECT: u32 = 0x42005B;
+pub const OPERATION: u32 = 0x42005C;
+pub const PRIVATE_KEY: u32 = 0x420064;
+pub const PRIVATE_KEY_TEMPLATE_ATTRIBUTE: u32 = 0x420065;
+pub const PRIVATE_KEY_UNIQUE_IDENTIFIER: u32 = 0x420066;
+pub const PROTOCOL_VERSION: u32 = 0x420069;
+pub const PROTOCOL_VERSION_MAJOR: u32 = 0x42006A;
+pub const PROTOCOL_VERSION_MINOR: u32 = 0x42006B;
+pub const PUBLIC_KEY: u32 = 0x42006D;
+pub const PUBLIC_KEY_TEMPLATE_ATTRIBUTE: u32 = 0x42006E;
+pub const PUBLIC_KEY_UNIQUE_IDENTIFIER: u32 = 0x42006F;
+pub const REQUEST_HEADER: u32 = 0x420077;
+pub const REQUEST_MESSAGE: u32 = 0x420078;
+pub const REQUEST_PAYLOAD: u32 = 0x420079;
+pub const RESPONSE_HEADER: u32 = 0x42007A;
+pub const RESPONSE_MESSAGE: u32 = 0x42007B;
+pub const RESPONSE_PAYLOAD: u32 = 0x42007C;
+pub const RESULT_MESSAGE: u32 = 0x42007D;
+pub const RESULT_REASON: u32 = 0x42007E;
+pub const RESULT_STATUS: u32 = 0x42007F;
+pub const SECRET_DATA: u32 = 0x420085;
+pub const SECRET_DATA_TYPE: u32 = 0x420086;
+pub const SYMMETRIC_KEY: u32 = 0x42008F;
+pub const TEMPLATE_ATTRIBUTE: u32 = 0x420091;
+pub const UNIQUE_BATCH_ITEM_ID: u32 = 0x420093;
+pub const UNIQUE_IDENTIFIER: u32 = 0x420094;
+pub const USERNAME: u32 = 0x420099;
+pub const PASSWORD: u32 = 0x4200A1;
+
+/// Longest unique identifier we accept from a server (and keep in the catalog).
+pub const MAX_UID_LEN: usize = 128;
+/// How much of a server's result message we repeat in errors.
+const MAX_SHOWN_MESSAGE: usize = 200;
+
+/// The KMIP operations keywarden sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    Create,
+    CreateKeyPair,
+    Register,
+    Get,
+    GetAttributes,
+    Revoke,
+    Destroy,
+    Query,
+}
+
+impl Operation {
+    pub const fn code(self) -> u32 {
+        match self {
+            Operation::Create => 0x01,
+            Operation::CreateKeyPair => 0x02,
+            Operation::Register => 0x03,
+            Operation::Get => 0x0A,
+            Operation::GetAttributes => 0x0B,
+            Operation::Revoke => 0x13,
+            Operation::Destroy => 0x14,
+            Operation::Query => 0x18,
+        }
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// KMIP object types (§9.1.3.2.12).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjectType {
+    Certificate = 1,
+    SymmetricKey = 2,
+    PublicKey = 3,
+    PrivateKey = 4,
+    SecretData = 7,
+    OpaqueObject = 8,
+}
+
+impl ObjectType {
+    pub fn from_code(code: u32) -> Option<Self> {
+        [
+            ObjectType::Certificate,
+            ObjectType::SymmetricKey,
+            ObjectType::PublicKey,
+            ObjectType::PrivateKey,
+            ObjectType::SecretData,
+            ObjectType::OpaqueObject,
+        ]
+        .into_iter()
+        .find(|t| *t as u32 == code)
+    }
+
+    fn object_tag(self) -> u32 {
+        match self {
+            ObjectType::Certificate => CERTIFICATE,
+            ObjectType::SymmetricKey => SYMMETRIC_KEY,
+            ObjectType::PublicKey => PUBLIC_KEY,
+            ObjectType::PrivateKey => PRIVATE_KEY,
+            ObjectType::SecretData => SECRET_DATA,
+            ObjectType::OpaqueObject => OPAQUE_OBJECT,
+        }
+    }
+}
+
+/// Key format types (§9.1.3.2.3) that we send or read.
+pub mod key_format {
+    pub const RAW: u32 = 0x01;
+    pub const OPAQUE: u32 = 0x02;
+    pub const PKCS1: u32 = 0x03;
+    pub const PKCS8: u32 = 0x04;
+    pub const X509: u32 = 0x05;
+    pub const EC_PRIVATE_KEY: u32 = 0x06;
+}
+
+/// Cryptographic algorithms (§9.1.3.2.13).
+pub mod algorithm {
+    pub const DES: u32 = 0x01;
+    pub const TRIPLE_DES: u32 = 0x02;
+    pub const AES: u32 = 0x03;
+    pub const RSA: u32 = 0x04;
+    pub const DSA: u32 = 0x05;
+    pub const ECDSA: u32 = 0x06;
+    pub const HMAC_SHA1: u32 = 0x07;
+    pub const HMAC_SHA224: u32 = 0x08;
+    pub const HMAC_SHA256: u32 = 0x09;
+    pub const HMAC_SHA384: u32 = 0x0A;
+    pub const HMAC_SHA512: u32 = 0x0B;
+    pub const CAMELLIA: u32 = 0x11;
+    pub const EC: u32 = 0x1A;
+}
+
+/// Cryptographic Usage Mask bits (§9.1.3.3.1).
+pub mod usage {
+    pub const SIGN: i32 = 0x01;
+    pub const VERIFY: i32 = 0x02;
+    pub const ENCRYPT: i32 = 0x04;
+    pub const DECRYPT: i32 = 0x08;
+}
+
+/// Secret Data Type Password (§9.1.3.2.8).
+const SECRET_DATA_PASSWORD: u32 = 0x01;
+/// Opaque Data Type: KMIP 1.x defines no value; PyKMIP (and Barbican's
+/// KMIP plugin) use this one from the extension range.
+const OPAQUE_DATA_NONE: u32 = 0x8000_0000;
+const CERTIFICATE_X509: u32 = 0x01;
+const CREDENTIAL_USERNAME_AND_PASSWORD: u32 = 0x01;
+const NAME_UNINTERPRETED_TEXT: u32 = 0x01;
+const RESULT_SUCCESS: u32 = 0x00;
+
+/// The server's Result Reason (§9.1.3.2.29), kept when it is one we do
+/// not know so the error can still name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResultReason {
+    ItemNotFound,
+    ResponseTooLarge,
+    AuthenticationNotSuccessful,
+    InvalidMessage,
+    OperationNotSupported,
+    MissingData,
+    InvalidField,
+    FeatureNotSupported,
+    OperationCanceledByRequester,
+    CryptographicFailure,
+    IllegalOperation,
+    PermissionDenied,
+    ObjectArchived,
+    IndexOutOfBounds,
+    ApplicationNamespaceNotSupported,
+    KeyFormatTypeNotSupported,
+    KeyCompressionTypeNotSupported,
+    EncodingOptionError,
+    KeyValueNotPresent,
+    Sensitive,
+    NotExtractable,
+    ObjectAlreadyExists,
+    GeneralFailure,
+    Other(u32),
+}
+
+impl ResultReason {
+    pub fn from_code(code: u32) -> Self {
+        use ResultReason::*;
+        match code {
+            0x01 => ItemNotFound,
+            0x02 => ResponseTooLarge,
+            0x03 => AuthenticationNotSuccessful,
+            0x04 => InvalidMessage,
+            0x05 => OperationNotSupported,
+            0x06 => MissingData,
+            0x07 => InvalidField,
+            0x08 => FeatureNotSupported,
+            0x09 => OperationCanceledByRequester,
+            0x0A => CryptographicFailure,
+            0x0B => IllegalOperation,
+            0x0C => PermissionDenied,
+            0x0D => ObjectArchived,
+            0x0E => IndexOutOfBounds,
+            0x0F => ApplicationNamespaceNotSupported,
+            0x10 => KeyFormatTypeNotSupported,
+            0x11 => KeyCompressionTypeNotSupported,
+            0x12 => EncodingOptionError,
+            0x13 => KeyValueNotPresent,
+            0x16 => Sensitive,
+            0x17 => NotExtractable,
+            0x18 => ObjectAlreadyExists,
+            0x100 => GeneralFailure,
+            other => Other(other),
+        }
+    }
+
+    /// What a caller can do about it.
+    pub fn kind(self) -> ErrorKind {
+        use ResultReason::*;
+        match self {
+            ItemNotFound => ErrorKind::NotFound,
+            AuthenticationNotSuccessful | PermissionDenied | Sensitive | NotExtractable => {
+                ErrorKind::PermissionDenied
+            }
+            InvalidMessage | MissingData | InvalidField | IndexOutOfBounds
+            | EncodingOptionError | KeyValueNotPresent => ErrorKind::InvalidInput,
+            OperationNotSupported
+            | FeatureNotSupported
+            | ApplicationNamespaceNotSupported
+            | KeyFormatTypeNotSupported
+            | KeyCompressionTypeNotSupported => ErrorKind::Unsupported,
+            ObjectAlreadyExists | IllegalOperation | ObjectArchived => ErrorKind::Conflict,
+            ResponseTooLarge
+            | OperationCanceledByRequester
+            | CryptographicFailure
+            | GeneralFailure
+            | Other(_) => ErrorKind::Storage,
+        }
+    }
+}
+
+/// A KMIP operation the server refused, as the typed source of our error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KmipFailure {
+    pub operation: Operation,
+    /// `None` when the server gave no reason (or the status was not "failed").
+    pub reason: Option<ResultReason>,
+    /// The server's Result Message, shortened and stripped of control characters.
+    pub message: Option<String>,
+}
+
+impl fmt::Display for KmipFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KMIP {} failed", self.operation)?;
+        match self.reason {
+            Some(ResultReason::Other(code)) => write!(f, ", result reason {code:#x}")?,
+            Some(r) => write!(f, ", result reason {r:?}")?,
+            None => f.write_str(", no result reason")?,
+        }
+        if let Some(m) = &self.message {
+            write!(f, ": {m}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for KmipFailure {}
+
+/// A response the client could not make sense of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MalformedResponse {
+    pub operation: Operation,
+    pub problem: &'static str,
+    pub decode: Option<ttlv::DecodeError>,
+}
+
+impl fmt::Display for MalformedResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "malformed KMIP {} response: {}",
+            self.operation, self.problem
+        )?;
+        if let Some(d) = &self.decode {
+            write!(f, " ({d})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for MalformedResponse {}
+
+pub fn malformed(operation: Operation, problem: &'static str) -> Error {
+    Error::new(
+        ErrorKind::Storage,
+        format!("the KMIP server's {operation} response is not understood: {problem}"),
+    )
+    .with_source(MalformedResponse {
+        operation,
+        problem,
+        decode: None,
+    })
+}
+
+/// Who we are to the server beside the TLS client certificate.
+pub struct Credential<'a> {
+    pub username: &'a SecretBytes,
+    pub password: Option<&'a SecretBytes>,
+}
+
+/// What goes into a batch item's Request Payload.
+pub enum Payload<'a> {
+    /// A payload kmip-protocol models (boxed: its enum is large).
+    Protocol(Box<RequestPayload>),
+    /// Register of any object type.
+    Register(&'a Object<'a>),
+    /// Create of a symmetric key.
+    Create {
+        name: &'a str,
+        algorithm: u32,
+        length: i32,
+    },
+    /// Create Key Pair.
+    CreateKeyPair {
+        private_name: &'a str,
+        public_name: &'a str,
+        algorithm: u32,
+        length: i32,
+    },
+}
+
+impl Payload<'_> {
+    pub fn operation(&self) -> Operation {
+        match self {
+            Payload::Protocol(p) => match **p {
+                RequestPayload::Get(..) => Operation::Get,
+                RequestPayload::GetAttributes(..) => Operation::GetAttributes,
+                RequestPayload::Revoke(..) => Operation::Revoke,
+                RequestPayload::Destroy(..) => Operation::Destroy,
+                // Only the constructors below make protocol payloads.
+                _ => Operation::Query,
+            },
+            Payload::Register(_) => Operation::Register,
+            Payload::Create { .. } => Operation::Create,
+            Payload::CreateKeyPair { .. } => Operation::CreateKeyPair,
+        }
+    }
+}
+
+/// An object to register: its type, attributes and material.
+pub struct Object<'a> {
+    pub object_type: ObjectType,
+    pub name: &'a str,
+    /// For keys: the key format of `material`.
+    pub key_format: u32,
+    pub algorithm: Option<u32>,
+    pub length: Option<i32>,
+    pub usage_mask: Option<i32>,
+    pub material: &'a [u8],
+}
+
+/// Encodes one request message with one batch item per payload.
+pub fn encode_request(
+    version: (i32, i32),
+    credential: Option<&Credential<'_>>,
+    payloads: &[Payload<'_>],
+) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    let mut encoded = Vec::with_capacity(payloads.len());
+    let mut size = 1024;
+    for p in payloads {
+        let bytes = match p {
+            Payload::Protocol(p) => kmip_ttlv::ser::to_vec(&**p).map_err(|e| {
+                Error::new(
+                    ErrorKind::Storage,
+                    format!("could not encode the KMIP {} request", p.operation()),
+                )
+                .with_source(SerializeError(e.to_string()))
+            })?,
+            _ => Vec::new(),
+        };
+        size += bytes.len() + 256;
+        if let Payload::Register(o) = p {
+            size += o.material.len() + o.name.len();
+        }
+        encoded.push(bytes);
+    }
+    let mut w = Writer::with_capacity(size);
+    w.structure(REQUEST_MESSAGE, |w| {
+        w.structure(REQUEST_HEADER, |w| {
+            w.structure(PROTOCOL_VERSION, |w| {
+                w.integer(PROTOCOL_VERSION_MAJOR, version.0);
+                w.integer(PROTOCOL_VERSION_MINOR, version.1);
+            });
+            if let Some(c) = credential {
+                w.structure(AUTHENTICATION, |w| {
+                    w.structure(CREDENTIAL, |w| {
+                        w.enumeration(CREDENTIAL_TYPE, CREDENTIAL_USERNAME_AND_PASSWORD);
+                        w.structure(CREDENTIAL_VALUE, |w| {
+                            w.secret_text(USERNAME, c.username);
+                            if let Some(p) = c.password {
+                                w.secret_text(PASSWORD, p);
+                            }
+                        });
+                    });
+                });
+            }
+            w.integer(
+                BATCH_COUNT,
+                i32::try_from(payloads.len()).unwrap_or(i32::MAX),
+            );
+        });
+        for (index, (payload, bytes)) in payloads.iter().zip(&encoded).enumerate() {
+            w.structure(BATCH_ITEM, |w| {
+                w.enumeration(OPERATION, payload.operation().code());
+                // Required once a message has more than one item (§6.4).
+                if payloads.len() > 1 {
+                    w.bytes(
+                        UNIQUE_BATCH_ITEM_ID,
+                        &[u8::try_from(index).unwrap_or(u8::MAX)],
+                    );
+                }
+                match payload {
+                    Payload::Protocol(_) => w.raw(bytes),
+                    Payload::Register(object) => write_register(w, object),
+                    Payload::Create {
+                        name,
+                        algorithm,
+                        length,
+                    } => w.structure(REQUEST_PAYLOAD, |w| {
+                        w.enumeration(OBJECT_TYPE, ObjectType::SymmetricKey as u32);
+                        w.structure(TEMPLATE_ATTRIBUTE, |w| {
+                            name_attribute(w, name);
+                            enum_attribute(w, "Cryptographic Algorithm", *algorithm);
+                            int_attribute(w, "Cryptographic Length", *length);
+                            int_attribute(
+                                w,
+                                "Cryptographic Usage Mask",
+                                usage::ENCRYPT | usage::DECRYPT,
+                            );
+                        });
+                    }),
+                    Payload::CreateKeyPair {
+                        private_name,
+                        public_name,
+                        algorithm,
+                        length,
+                    } => w.structure(REQUEST_PAYLOAD, |w| {
+                        w.structure(COMMON_TEMPLATE_ATTRIBUTE, |w| {
+                            enum_attribute(w, "Cryptographic Algorithm", *algorithm);
+                            int_attribute(w, "Cryptographic Length", *length);
+                        });
+                        w.structure(PRIVATE_KEY_TEMPLATE_ATTRIBUTE, |w| {
+                            name_attribute(w, private_name);
+                            int_attribute(
+                                w,
+                                "Cryptographic Usage Mask",
+                                usage::SIGN | usage::DECRYPT,
+                            );
+                        });
+                        w.structure(PUBLIC_KEY_TEMPLATE_ATTRIBUTE, |w| {
+                            name_attribute(w, public_name);
+                            int_attribute(
+                                w,
+                                "Cryptographic Usage Mask",
+                                usage::VERIFY | usage::ENCRYPT,
+                            );
+                        });
+                    }),
+                }
+            });
+        }
+    });
+    Ok(w.into_bytes())
+}
+
+fn name_attribute(w: &mut Writer, name: &str) {
+    w.structure(ATTRIBUTE, |w| {
+        w.text(ATTRIBUTE_NAME, "Name");
+        w.structure(ATTRIBUTE_VALUE, |w| {
+            w.text(NAME_VALUE, name);
+            w.enumeration(NAME_TYPE, NAME_UNINTERPRETED_TEXT);
+        });
+    });
+}
+
+fn enum_attribute(w: &mut Writer, name: &str, value: u32) {
+    w.structure(ATTRIBUTE, |w| {
+        w.text(ATTRIBUTE_NAME, name);
+        w.enumeration(ATTRIBUTE_VALUE, value);
+    });
+}
+
+fn int_attribute(w: &mut Writer, name: &str, value: i32) {
+    w.structure(ATTRIBUTE, |w| {
+        w.text(ATTRIBUTE_NAME, name);
+        w.integer(ATTRIBUTE_VALUE, value);
+    });
+}
+
+/// kmip-ttlv's error, kept as text: its type is not `Send + Sync`-friendly
+/// across versions, and it never holds key material (requests only).
+#[derive(Debug)]
+pub struct SerializeError(String);
+
+impl fmt::Display for SerializeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SerializeError {}
+
+fn write_register(w: &mut Writer, o: &Object<'_>) {
+    w.structure(REQUEST_PAYLOAD, |w| {
+        w.enumeration(OBJECT_TYPE, o.object_type as u32);
+        w.structure(TEMPLATE_ATTRIBUTE, |w| {
+            name_attribute(w, o.name);
+            if let Some(mask) = o.usage_mask {
+                int_attribute(w, "Cryptographic Usage Mask", mask);
+            }
+        });
+        let key_block = |w: &mut Writer| {
+            w.structure(KEY_BLOCK, |w| {
+                w.enumeration(KEY_FORMAT_TYPE, o.key_format);
+                w.structure(KEY_VALUE, |w| w.bytes(KEY_MATERIAL, o.material));
+                if let Some(a) = o.algorithm {
+                    w.enumeration(CRYPTOGRAPHIC_ALGORITHM, a);
+                }
+                if let Some(l) = o.length {
+                    w.integer(CRYPTOGRAPHIC_LENGTH, l);
+                }
+            });
+        };
+        w.structure(o.object_type.object_tag(), |w| match o.object_type {
+            ObjectType::SymmetricKey | ObjectType::PublicKey | ObjectType::PrivateKey => {
+                key_block(w)
+            }
+            ObjectType::SecretData => {
+                w.enumeration(SECRET_DATA_TYPE, SECRET_DATA_PASSWORD);
+                key_block(w);
+            }
+            ObjectType::OpaqueObject => {
+                w.enumeration(OPAQUE_DATA_TYPE, OPAQUE_DATA_NONE);
+                w.bytes(OPAQUE_DATA_VALUE, o.material);
+            }
+            ObjectType::Certificate => {
+                w.enumeration(CERTIFICATE_TYPE, CERTIFICATE_X509);
+                w.bytes(CERTIFICATE_VALUE, o.material);
+            }
+        });
+    });
+}
+
+pub fn get(uid: &str) -> RequestPayload {
+    RequestPayload::Get(Some(UniqueIdentifier(uid.to_owned())), None, None, None)
+}
+
+/// The Name attributes of an object: how a catalog row is checked to
+/// point at the object made for that secret.
+pub fn get_names(uid: &str) -> RequestPayload {
+    RequestPayload::GetAttributes(
+        Some(UniqueIdentifier(uid.to_owned())),
+        Some(vec![AttributeName("Name".into())]),
+    )
+}
+
+pub fn revoke(uid: &str) -> RequestPayload {
+    RequestPayload::Revoke(
+        Some(UniqueIdentifier(uid.to_owned())),
+        RevocationReason(RevocationReasonCode::CessationOfOperation, None),
+        None,
+    )
+}
+
+pub fn destroy(uid: &str) -> RequestPayload {
+    RequestPayload::Destroy(Some(UniqueIdentifier(uid.to_owned())))
+}
+
+pub fn query() -> RequestPayload {
+    RequestPayload::Query(vec![preq::QueryFunction::QueryServerInformation])
+}
+
+/// Reads a decoded response to a batch: one successful item per operation,
+/// in order. The first failed item is the error.
+pub fn response_payloads(operations: &[Operation], message: Item) -> Result<Vec<Item>> {
+    let first = operations.first().copied().unwrap_or(Operation::Query);
+    if message.tag != RESPONSE_MESSAGE {
+        return Err(malformed(first, "not a Response Message"));
+    }
+    if message.child(RESPONSE_HEADER).is_none() {
+        return Err(malformed(first, "no Response Header"));
+    }
+    let ttlv::Value::Structure(items) = message.value else {
+        return Err(malformed(first, "not a structure"));
+    };
+    let mut batch: Vec<Item> = items.into_iter().filter(|i| i.tag == BATCH_ITEM).collect();
+    if batch.len() == 1 && operations.len() > 1 {
+        // A message-level failure comes back as one item: report it.
+        batch_item_payload(first, batch.remove(0))?;
+    }
+    if batch.len() != operations.len() {
+        return Err(malformed(
+            first,
+            "a Batch Item count that does not match the request",
+        ));
+    }
+    let mut out = Vec::with_capacity(batch.len());
+    for (item, &operation) in batch.into_iter().zip(operations) {
+        out.push(batch_item_payload(operation, item)?);
+    }
+    Ok(out)
+}
+
+fn batch_item_payload(operation: Operation, item: Item) -> Result<Item> {
+    if let Some(op) = item.child(OPERATION).and_then(Item::as_enum)
+        && op != operation.code()
+    {
+        return Err(malformed(
+            operation,
+            "the Batch Item answers another operation",
+        ));
+    }
+    let status = item
+        .child(RESULT_STATUS)
+        .and_then(Item::as_enum)
+        .ok_or_else(|| malformed(operation, "no Result Status"))?;
+    if status != RESULT_SUCCESS {
+        let reason = item
+            .child(RESULT_REASON)
+            .and_then(Item::as_enum)
+            .map(ResultReason::from_code);
+        let message = item
+            .child(RESULT_MESSAGE)
+            .and_then(Item::as_text)
+            .map(shown);
+        let failure = KmipFailure {
+            operation,
+            reason,
+            message,
+        };
+        let kind = match (status, reason) {
+            // 2 = pending, 3 = undone: we never ask for asynchronous operations.
+            (2 | 3, _) => ErrorKind::Unsupported,
+            (_, Some(r)) => r.kind(),
+            (_, None) => ErrorKind::Storage,
+        };
+        return Err(Error::new(kind, failure.to_string()).with_source(failure));
+    }
+    let ttlv::Value::Structure(fields) = item.value else {
+        return Err(malformed(operation, "Batch Item is not a structure"));
+    };
+    Ok(fields
+        .into_iter()
+        .find(|i| i.tag == RESPONSE_PAYLOAD)
+        .unwrap_or(Item {
+            tag: RESPONSE_PAYLOAD,
+            value: ttlv::Value::Structure(Vec::new()),
+        }))
+}
+
+/// The Name values in a Get Attributes response payload.
+pub fn names(payload: &Item) -> Vec<&str> {
+    payload
+        .children()
+        .iter()
+        .filter(|a| a.tag == ATTRIBUTE)
+        .filter(|a| a.child(ATTRIBUTE_NAME).and_then(Item::as_text) == Some("Name"))
+        .filter_map(|a| a.child(ATTRIBUTE_VALUE))
+        .filter_map(|v| v.child(NAME_VALUE).and_then(Item::as_text))
+        .collect()
+}
+
+/// A unique identifier from a response, checked for what we can keep.
+pub fn uid(operation: Operation, item: Option<&Item>) -> Result<String> {
+    let text = item
+        .and_then(Item::as_text)
+        .ok_or_else(|| malformed(operation, "no Unique Identifier"))?;
+    if text.is_empty() || text.len() > MAX_UID_LEN || text.chars().any(char::is_control) {
+        return Err(malformed(
+            operation,
+            "Unique Identifier is empty, too long or not printable",
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+fn shown(message: &str) -> String {
+    message
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_SHOWN_MESSAGE)
+        .collect()
+}
+
+/// The object returned by Get: its type, key format (for keys) and material.
+pub struct Retrieved {
+    pub object_type: ObjectType,
+    pub key_format: Option<u32>,
+    pub material: SecretBytes,
+}
+
+/// Reads a Get response payload.
+pub fn retrieved(payload: &Item) -> Result<Retrieved> {
+    let op = Operation::Get;
+    let object_type = payload
+        .child(OBJECT_TYPE)
+        .and_then(Item::as_enum)
+        .and_then(ObjectType::from_code)
+        .ok_or_else(|| malformed(op, "no Object Type we know"))?;
+    let object = payload
+        .child(object_type.object_tag())
+        .ok_or_else(|| malformed(op, "no object of the announced type"))?;
+    let bytes_of = |item: Option<&Item>| {
+        item.and_then(Item::as_bytes)
+            .cloned()
+            .ok_or_else(|| malformed(op, "object value is missing or not a byte string"))
+    };
+    Ok(match object_type {
+        ObjectType::Certificate => Retrieved {
+            object_type,
+            key_format: None,
+            material: bytes_of(object.child(CERTIFICATE_VALUE))?,
+        },
+        ObjectType::OpaqueObject => Retrieved {
+            object_type,
+            key_format: None,
+            material: bytes_of(object.child(OPAQUE_DATA_VALUE))?,
+        },
+        ObjectType::SymmetricKey
+        | ObjectType::PublicKey
+        | ObjectType::PrivateKey
+        | ObjectType::SecretData => {
+            let block = object
+                .child(KEY_BLOCK)
+                .ok_or_else(|| malformed(op, "no Key Block"))?;
+            if block.child(0x420046).is_some() {
+                return Err(malformed(
+                    op,
+                    "the key came back wrapped, which was not asked for",
+                ));
+            }
+            let format = block
+                .child(KEY_FORMAT_TYPE)
+                .and_then(Item::as_enum)
+                .ok_or_else(|| malformed(op, "no Key Format Type"))?;
+            let value = block
+                .child(KEY_VALUE)
+                .ok_or_else(|| malformed(op, "no Key Value"))?;
+            // KMIP allows the Key Value to be the bare byte string too.
+            let material = match value.as_bytes() {
+                Some(b) => b.clone(),
+                None => bytes_of(value.child(KEY_MATERIAL))?,
+            };
+            Retrieved {
+                object_type,
+                key_format: Some(format),
+                material,
+            }
+        }
+    })
+}
+
+/// Both identifiers of a CreateKeyPair response.
+pub fn key_pair_uids(payload: &Item) -> Result<(String, String)> {
+    let op = Operation::CreateKeyPair;
+    Ok((
+        uid(op, payload.child(PRIVATE_KEY_UNIQUE_IDENTIFIER))?,
+        uid(op, payload.child(PUBLIC_KEY_UNIQUE_IDENTIFIER))?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(status: u32, reason: Option<u32>, message: Option<&str>) -> Item {
+        let mut w = Writer::with_capacity(256);
+        w.structure(RESPONSE_MESSAGE, |w| {
+            w.structure(RESPONSE_HEADER, |w| w.integer(BATCH_COUNT, 1));
+            w.structure(BATCH_ITEM, |w| {
+                w.enumeration(OPERATION, Operation::Get.code());
+                w.enumeration(RESULT_STATUS, status);
+                if let Some(r) = reason {
+                    w.enumeration(RESULT_REASON, r);
+                }
+                if let Some(m) = message {
+                    w.text(RESULT_MESSAGE, m);
+                }
+            });
+        });
+        ttlv::decode(&w.into_bytes()).unwrap()
+    }
+
+    #[test]
+    fn failures_name_operation_and_reason_and_map_to_kinds() {
+        let e = response_payloads(&[Operation::Get], response(1, Some(1), Some("gone\n")))
+            .err()
+            .unwrap();
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        assert!(e.to_string().contains("KMIP Get failed"), "{e}");
+        assert!(e.to_string().contains("ItemNotFound"), "{e}");
+        let src = std::error::Error::source(&e).unwrap();
+        let failure = src.downcast_ref::<KmipFailure>().unwrap();
+        assert_eq!(failure.message.as_deref(), Some("gone"));
+        let e = response_payloads(&[Operation::Get], response(1, Some(0x0C), None))
+            .err()
+            .unwrap();
+        assert_eq!(e.kind(), ErrorKind::PermissionDenied);
+        let e = response_payloads(&[Operation::Get], response(1, Some(0x4242), None))
+            .err()
+            .unwrap();
+        assert_eq!(e.kind(), ErrorKind::Storage);
+        assert!(e.to_string().contains("0x4242"), "{e}");
+        assert!(response_payloads(&[Operation::Get], response(0, None, None)).is_ok());
+        let e = response_payloads(&[Operation::Destroy], response(0, None, None))
+            .err()
+            .unwrap();
+        assert_eq!(e.kind(), ErrorKind::Storage);
+    }
+
+    #[test]
+    fn register_request_carries_every_object_type() {
+        for t in [
+            ObjectType::SymmetricKey,
+            ObjectType::PrivateKey,
+            ObjectType::PublicKey,
+            ObjectType::SecretData,
+            ObjectType::OpaqueObject,
+            ObjectType::Certificate,
+        ] {
+            let object = Object {
+                object_type: t,
+                name: "n",
+                key_format: key_format::RAW,
+                algorithm: Some(algorithm::AES),
+                length: Some(128),
+                usage_mask: None,
+                material: &[9; 16],
+            };
+            let bytes = encode_request((1, 2), None, &[Payload::Register(&object)]).unwrap();
+            let msg = ttlv::decode(&bytes).unwrap();
+            let payload = msg
+                .child(BATCH_ITEM)
+                .and_then(|b| b.child(REQUEST_PAYLOAD))
+                .unwrap();
+            assert_eq!(
+                payload.child(OBJECT_TYPE).and_then(Item::as_enum),
+                Some(t as u32)
+            );
+            assert!(payload.child(t.object_tag()).is_some(), "{t:?}");
+        }
+    }
+}
