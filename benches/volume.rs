@@ -3,13 +3,19 @@
 //! PBKDF2 count (beside `cryptsetup open --test-passphrase` on the same
 //! file).
 //!
+//! After criterion, `xts_openssl` sets `SectorCipher` beside `openssl speed
+//! -elapsed -evp aes-{256,128}-xts -bytes 1048576` in alternating rounds on
+//! the same machine and prints the ratio (run it alone with
+//! `cargo bench --bench volume -- xts_openssl`).
+//!
 //! Figures and the commands that made them: docs/benchmarks.md.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use keywarden::secret::SecretBytes;
 use keywarden::volume::luks::{FormatOptions, LuksVolume, Pbkdf2Cost, SectorCipher};
 use keywarden::volume::spec::IvGen;
@@ -153,5 +159,99 @@ fn bench_cryptsetup(
     });
 }
 
+/// Bytes per second of `SectorCipher` over one `BUF`-byte buffer (512-byte
+/// sectors, plain64) for about `secs` seconds of wall-clock time.
+fn our_rate(key_len: usize, encrypt: bool, secs: f64) -> f64 {
+    let key: Vec<u8> = (0..key_len as u8).collect();
+    let cipher = SectorCipher::new(&key, IvGen::Plain64, 512).unwrap();
+    let mut buf = vec![0x5Au8; BUF];
+    let start = Instant::now();
+    let mut bytes = 0u64;
+    while start.elapsed() < Duration::from_secs_f64(secs) {
+        for _ in 0..16 {
+            if encrypt {
+                cipher.encrypt(&mut buf, 0);
+            } else {
+                cipher.decrypt(&mut buf, 0);
+            }
+        }
+        bytes += 16 * BUF as u64;
+    }
+    bytes as f64 / start.elapsed().as_secs_f64()
+}
+
+/// `openssl speed -elapsed -evp CIPHER [-decrypt] -bytes 1048576 -seconds N`
+/// in bytes/s. `-elapsed` divides by wall-clock time, as we do; without it
+/// openssl divides by its own CPU time, which flatters it on a busy machine.
+fn openssl_rate(cipher: &str, encrypt: bool, secs: u32) -> Option<f64> {
+    let mut cmd = Command::new("openssl");
+    cmd.args(["speed", "-elapsed", "-evp", cipher]);
+    if !encrypt {
+        cmd.arg("-decrypt");
+    }
+    let out = cmd
+        .args(["-bytes", &BUF.to_string(), "-seconds", &secs.to_string()])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    // Last line: "AES-256-XTS   1234567.89k" (thousands of bytes per second).
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text.lines().rev().find(|l| l.trim_end().ends_with('k'))?;
+    let k: f64 = last
+        .split_whitespace()
+        .last()?
+        .trim_end_matches('k')
+        .parse()
+        .ok()?;
+    Some(k * 1000.0)
+}
+
+/// Five alternating one-second rounds of ours and of openssl for each
+/// cipher and direction; the best round of each counts (the machine is
+/// shared, so the best round is the least disturbed one).
+fn compare_with_openssl() {
+    for (cipher, key_len) in [("aes-256-xts", 64usize), ("aes-128-xts", 32)] {
+        for encrypt in [true, false] {
+            let (mut ours, mut theirs) = (0f64, None::<f64>);
+            for _ in 0..5 {
+                ours = ours.max(our_rate(key_len, encrypt, 1.0));
+                if let Some(t) = openssl_rate(cipher, encrypt, 1) {
+                    theirs = Some(theirs.map_or(t, |b| b.max(t)));
+                }
+            }
+            let dir = if encrypt { "encrypt" } else { "decrypt" };
+            match theirs {
+                Some(theirs) => println!(
+                    "xts_openssl {cipher} {dir}, 1 MiB, best of 5: keywarden {:.0} MB/s, openssl {:.0} MB/s, ratio {:.2} (target >= 0.5)",
+                    ours / 1e6,
+                    theirs / 1e6,
+                    ours / theirs
+                ),
+                None => println!(
+                    "xts_openssl {cipher} {dir}: keywarden {:.0} MB/s; openssl speed not available",
+                    ours / 1e6
+                ),
+            }
+        }
+    }
+}
+
+/// Whether the command line's filter (if any) selects the openssl
+/// comparison: no filter, or one that `xts_openssl` contains.
+fn wants_openssl_comparison() -> bool {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-') && a.parse::<f64>().is_err())
+        .collect();
+    filters.is_empty() || filters.iter().any(|f| "xts_openssl".contains(f.as_str()))
+}
+
 criterion_group!(benches, sectors, open);
-criterion_main!(benches);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    if wants_openssl_comparison() {
+        compare_with_openssl();
+    }
+}

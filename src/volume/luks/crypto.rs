@@ -1,9 +1,6 @@
 //! The LUKS building blocks: the header's hash (PBKDF2 and the
 //! anti-forensic diffuse), the AF splitter, and the XTS sector cipher.
 
-use aes::cipher::common::array::Array;
-use aes::cipher::common::typenum::U16;
-use aes::cipher::{BlockCipherDecrypt, BlockCipherEncrypt, BlockSizeUser, KeyInit};
 use aes::{Aes128, Aes192, Aes256};
 use sha2::{Digest, Sha256, Sha512};
 use zeroize::{Zeroize, Zeroizing};
@@ -11,6 +8,8 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::error::{Error, ErrorKind, Result};
 use crate::secret::SecretBytes;
 use crate::volume::spec::IvGen;
+
+use super::xts::XtsKeys;
 
 /// Dm-crypt and LUKS count IVs in 512-byte sectors whatever the
 /// encryption unit.
@@ -152,77 +151,6 @@ enum Xts {
     Aes256(XtsKeys<Aes256>),
 }
 
-/// XTS's two keys: one for the data, one for the tweaks.
-struct XtsKeys<C> {
-    data: C,
-    tweak: C,
-}
-
-/// Units are processed this many bytes at a time: large enough that the AES
-/// backend runs many blocks in parallel (AES-NI / VAES pipelines), small
-/// enough to keep the tweak buffer in cache.
-const BATCH: usize = 64 * 1024;
-
-impl<C> XtsKeys<C>
-where
-    C: BlockCipherEncrypt + BlockCipherDecrypt + BlockSizeUser<BlockSize = U16>,
-{
-    fn new(key: &[u8], bad: impl Fn() -> Error) -> Result<Self>
-    where
-        C: KeyInit,
-    {
-        let (k1, k2) = key.split_at(key.len() / 2);
-        Ok(XtsKeys {
-            data: C::new_from_slice(k1).map_err(|_| bad())?,
-            tweak: C::new_from_slice(k2).map_err(|_| bad())?,
-        })
-    }
-
-    /// IEEE 1619 XTS over whole units, without ciphertext stealing (units
-    /// are multiples of the block size). Each unit's tweak is its IV
-    /// encrypted under the tweak key, multiplied by x in GF(2^128) for each
-    /// following block. All blocks of a batch go through the AES backend in
-    /// one call, so it can run them in parallel.
-    fn run(&self, buf: &mut [u8], ivs: impl Iterator<Item = u64>, unit: usize, encrypt: bool) {
-        let per_unit = unit / 16;
-        let mut ivs = ivs;
-        let mut tweaks: Zeroizing<Vec<[u8; 16]>> = Zeroizing::new(Vec::with_capacity(BATCH / unit));
-        for batch in buf.chunks_mut(BATCH.max(unit)) {
-            let whole = batch.len() / unit * unit;
-            let (blocks, _) = Array::<u8, U16>::slice_as_chunks_mut(&mut batch[..whole]);
-            let mut starts: Vec<Array<u8, U16>> = ivs
-                .by_ref()
-                .take(whole / unit)
-                .map(|iv| Array::from(u128::from(iv).to_le_bytes()))
-                .collect();
-            self.tweak.encrypt_blocks(&mut starts);
-            tweaks.clear();
-            tweaks.extend(starts.iter().map(|t| <[u8; 16]>::from(*t)));
-            starts.iter_mut().for_each(|t| t.as_mut_slice().zeroize());
-            xor_tweaks(blocks, &tweaks, per_unit);
-            if encrypt {
-                self.data.encrypt_blocks(blocks);
-            } else {
-                self.data.decrypt_blocks(blocks);
-            }
-            xor_tweaks(blocks, &tweaks, per_unit);
-        }
-    }
-}
-
-/// XORs each unit's blocks with its tweak sequence T, T·x, T·x², …
-fn xor_tweaks(blocks: &mut [Array<u8, U16>], tweaks: &[[u8; 16]], per_unit: usize) {
-    for (unit, start) in blocks.chunks_mut(per_unit).zip(tweaks) {
-        let mut t = u128::from_le_bytes(*start);
-        for block in unit {
-            let x = u128::from_le_bytes((*block).into()) ^ t;
-            *block = Array::from(x.to_le_bytes());
-            // Multiply by x in GF(2^128) (little-endian, as IEEE 1619 does).
-            t = (t << 1) ^ ((t >> 127) * 0x87);
-        }
-    }
-}
-
 impl SectorCipher {
     /// An XTS cipher from the whole XTS key (two halves: data, tweak) and
     /// the encryption unit in bytes (512, or a LUKS2 segment's sector size).
@@ -306,6 +234,8 @@ impl std::fmt::Debug for SectorCipher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aes::cipher::KeyInit;
+    use aes::cipher::common::typenum::U16;
 
     /// IEEE 1619-2007 (XTS-AES) vector 4: AES-128, data unit sequence
     /// number 0, 512 bytes of 0x00..0xff twice. Only the first 32 bytes of
@@ -348,32 +278,61 @@ mod tests {
         }
     }
 
+    /// The xts-mode crate's block-at-a-time XTS over `buf`'s units, IVs
+    /// counted as `SectorCipher` counts them.
+    fn reference<C>(
+        key: &[u8],
+        buf: &mut [u8],
+        first_iv: u64,
+        unit: usize,
+        plain: bool,
+        encrypt: bool,
+    ) where
+        C: aes::cipher::BlockCipherEncrypt
+            + aes::cipher::BlockCipherDecrypt
+            + aes::cipher::BlockSizeUser<BlockSize = U16>
+            + KeyInit,
+    {
+        let (k1, k2) = key.split_at(key.len() / 2);
+        let xts = xts_mode::Xts128::new(
+            C::new_from_slice(k1).unwrap(),
+            C::new_from_slice(k2).unwrap(),
+        );
+        let step = unit as u64 / 512;
+        for (i, u) in buf.chunks_exact_mut(unit).enumerate() {
+            let mut iv = first_iv.wrapping_add(i as u64 * step);
+            if plain {
+                iv &= 0xffff_ffff;
+            }
+            let tweak = xts_mode::get_tweak_default(u128::from(iv));
+            if encrypt {
+                xts.encrypt_sector(u, tweak);
+            } else {
+                xts.decrypt_sector(u, tweak);
+            }
+        }
+    }
+
+    fn reference_any(
+        key: &[u8],
+        buf: &mut [u8],
+        first_iv: u64,
+        unit: usize,
+        plain: bool,
+        encrypt: bool,
+    ) {
+        match key.len() {
+            32 => reference::<Aes128>(key, buf, first_iv, unit, plain, encrypt),
+            48 => reference::<Aes192>(key, buf, first_iv, unit, plain, encrypt),
+            _ => reference::<Aes256>(key, buf, first_iv, unit, plain, encrypt),
+        }
+    }
+
     /// Our batched XTS against the xts-mode crate's block-at-a-time one:
     /// every key size, both units, both IV generators, buffers spanning
     /// several batches.
     #[test]
     fn batched_xts_matches_the_reference() {
-        fn reference<C>(key: &[u8], buf: &mut [u8], first_iv: u64, unit: usize, plain: bool)
-        where
-            C: aes::cipher::BlockCipherEncrypt
-                + aes::cipher::BlockCipherDecrypt
-                + aes::cipher::BlockSizeUser<BlockSize = U16>
-                + KeyInit,
-        {
-            let (k1, k2) = key.split_at(key.len() / 2);
-            let xts = xts_mode::Xts128::new(
-                C::new_from_slice(k1).unwrap(),
-                C::new_from_slice(k2).unwrap(),
-            );
-            let step = unit as u64 / 512;
-            for (i, u) in buf.chunks_exact_mut(unit).enumerate() {
-                let mut iv = first_iv + i as u64 * step;
-                if plain {
-                    iv &= 0xffff_ffff;
-                }
-                xts.encrypt_sector(u, xts_mode::get_tweak_default(u128::from(iv)));
-            }
-        }
         for key_len in [32usize, 48, 64] {
             let key: Vec<u8> = (0..key_len).map(|i| (i * 7 + 3) as u8).collect();
             for unit in [512usize, 4096] {
@@ -386,11 +345,7 @@ mod tests {
                         SectorCipher::new(&key, ivgen, unit)
                             .unwrap()
                             .encrypt(&mut ours, first);
-                        match key_len {
-                            32 => reference::<Aes128>(&key, &mut theirs, first, unit, plain),
-                            48 => reference::<Aes192>(&key, &mut theirs, first, unit, plain),
-                            _ => reference::<Aes256>(&key, &mut theirs, first, unit, plain),
-                        }
+                        reference_any(&key, &mut theirs, first, unit, plain, true);
                         assert!(
                             ours == theirs,
                             "key {key_len}, unit {unit}, {ivgen:?}, len {len}"
@@ -402,6 +357,48 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    proptest::proptest! {
+        /// Random keys of both XTS sizes (and AES-192's), sector counts
+        /// spanning slices and tweak passes, any first sector, both units
+        /// and IV generators: encrypt and decrypt each equal xts-mode's,
+        /// and a trailing partial unit is left alone.
+        #[test]
+        fn xts_matches_xts_mode_on_random_input(
+            key_len in proptest::sample::select(vec![32usize, 48, 64]),
+            key_seed in proptest::prelude::any::<u64>(),
+            unit in proptest::sample::select(vec![512usize, 4096]),
+            units in 0usize..300,
+            tail in 0usize..512,
+            first_iv in proptest::prelude::any::<u64>(),
+            plain in proptest::prelude::any::<bool>(),
+        ) {
+            let key: Vec<u8> = (0..key_len as u64)
+                .map(|i| (key_seed.wrapping_mul(i * 2 + 1).rotate_left(i as u32) >> 7) as u8)
+                .collect();
+            let ivgen = if plain { IvGen::Plain } else { IvGen::Plain64 };
+            let whole = units * unit;
+            let data: Vec<u8> = (0..whole + tail)
+                .map(|i| (i as u64 ^ key_seed).wrapping_mul(0x9e37_79b9) as u8)
+                .collect();
+            let cipher = SectorCipher::new(&key, ivgen, unit).unwrap();
+
+            let mut ours = data.clone();
+            cipher.encrypt(&mut ours, first_iv);
+            let mut theirs = data.clone();
+            reference_any(&key, &mut theirs[..whole], first_iv, unit, plain, true);
+            proptest::prop_assert!(ours == theirs);
+
+            let mut back = data.clone();
+            cipher.decrypt(&mut back, first_iv);
+            let mut theirs = data.clone();
+            reference_any(&key, &mut theirs[..whole], first_iv, unit, plain, false);
+            proptest::prop_assert!(back == theirs);
+
+            cipher.decrypt(&mut ours, first_iv);
+            proptest::prop_assert!(ours == data);
         }
     }
 

@@ -22,6 +22,7 @@ use crate::volume::spec::{CipherSpec, EncryptionSpec, KeySizeConvention};
 mod crypto;
 mod header;
 mod luks2;
+mod xts;
 
 pub use crypto::{HashSpec, STRIPES, SectorCipher};
 pub use header::{DIGEST_LEN, HEADER_LEN, KeySlot, Luks1Header, MAGIC, SALT_LEN, SECTOR, SLOTS};
