@@ -249,9 +249,28 @@ pub type Events<'a> = &'a mut dyn FnMut(MigrationEvent<'_>);
 
 /// The secret id an item's migrated key gets: derived from the item, so a
 /// rerun finds what an interrupted run made.
+///
+/// A UUIDv8 whose first six bytes follow the item id (its UUID bytes, or its
+/// leading bytes when it is no UUID) and whose rest is a name-based hash of
+/// service and item, which keeps ids distinct. A run walks items in id
+/// order, so its secrets land at the ends of the catalog's id indexes
+/// instead of on random pages: with random ids, a million-item run rewrote
+/// most index pages in every transaction and slowed down as the catalog
+/// grew.
 pub fn migrated_secret_id(service: Service, item_id: &str) -> SecretId {
     let name = format!("cinder-fixed-key:{}:{item_id}", service.as_str());
-    SecretId::from_uuid(uuid::Uuid::new_v5(&MIGRATION_NAMESPACE, name.as_bytes()))
+    let mut bytes = *uuid::Uuid::new_v5(&MIGRATION_NAMESPACE, name.as_bytes()).as_bytes();
+    let order: [u8; 16] = match uuid::Uuid::try_parse(item_id) {
+        Ok(item) => *item.as_bytes(),
+        Err(_) => {
+            let mut raw = [0u8; 16];
+            let lead = &item_id.as_bytes()[..item_id.len().min(16)];
+            raw[..lead.len()].copy_from_slice(lead);
+            raw
+        }
+    };
+    bytes[..6].copy_from_slice(&order[..6]);
+    SecretId::from_uuid(uuid::Uuid::new_v8(bytes))
 }
 
 /// Runs the migration for one service as `ctx` (the service's identity,
@@ -503,4 +522,44 @@ pub fn status_lines(remaining: &Remaining) -> Vec<String> {
         "Keep fixed_key: some resources still use the all-zeros key ID.".to_owned()
     });
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrated_ids_are_stable_distinct_and_follow_the_item_order() {
+        let mut items: Vec<String> = (0..2000)
+            .map(|_| uuid::Uuid::new_v4().to_string())
+            .collect();
+        items.push("not-a-uuid".into());
+        items.push("not-a-uuid-2".into());
+        items.sort();
+        let ids: Vec<String> = items
+            .iter()
+            .map(|i| migrated_secret_id(Service::Volume, i).to_string())
+            .collect();
+        assert_eq!(
+            migrated_secret_id(Service::Volume, &items[0]).to_string(),
+            ids[0],
+            "a rerun derives the same id"
+        );
+        assert_ne!(
+            migrated_secret_id(Service::Backup, &items[0]).to_string(),
+            ids[0],
+            "the services' ids differ"
+        );
+        let mut unique = ids.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), ids.len());
+        // Ordered by their first six bytes (twelve hex digits) as the items are.
+        let uuids = ids.len() - 2;
+        assert!(ids[..uuids].windows(2).all(|w| w[0][..13] <= w[1][..13]));
+        for (item, id) in items.iter().zip(&ids).take(uuids) {
+            assert_eq!(item[..13], id[..13]);
+            assert_eq!(uuid::Uuid::parse_str(id).unwrap().get_version_num(), 8);
+        }
+    }
 }
