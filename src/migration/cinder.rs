@@ -2,6 +2,7 @@
 //! `volumes`, `snapshots` and `backups` with cinder's column names. Rows
 //! with `deleted = 1` are left alone; other columns are ignored.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -16,6 +17,11 @@ pub struct CinderSqlite {
     /// Whether `backups` has a `volume_id` column (to spot old backups whose
     /// key id lives only in their metadata).
     backups_have_volume_id: bool,
+    /// Snapshots on the all-zeros id, by volume: read in one pass at the
+    /// first volume assignment of a run. cinder's schema may have no index
+    /// on `snapshots.volume_id`, so looking them up per batch would scan the
+    /// table once per batch (quadratic in a million-volume run).
+    zeroed_snapshots: Option<HashMap<String, Vec<String>>>,
 }
 
 impl CinderSqlite {
@@ -76,6 +82,7 @@ impl CinderSqlite {
         Ok(CinderSqlite {
             conn,
             backups_have_volume_id,
+            zeroed_snapshots: None,
         })
     }
 }
@@ -136,6 +143,8 @@ fn host_clause(service: Service, filter: &HostFilter) -> (&'static str, &str) {
 
 impl EncryptedResources for CinderSqlite {
     fn has_items(&mut self, service: Service, filter: &HostFilter) -> Result<bool> {
+        // A run starts here: snapshots made since an earlier run are read again.
+        self.zeroed_snapshots = None;
         let (column, value) = host_clause(service, filter);
         let sql = format!(
             "SELECT 1 FROM {} WHERE deleted = 0 AND {column} = ?1 LIMIT 1",
@@ -193,28 +202,26 @@ impl EncryptedResources for CinderSqlite {
             }
         }
         if service == Service::Volume {
-            // One pass over snapshots per batch (cinder's schema may have no
-            // index on volume_id): the batch's volumes in a temp table.
-            tx.execute_batch(
-                "CREATE TEMP TABLE IF NOT EXISTS keywarden_migrated (volume_id TEXT PRIMARY KEY, key_id TEXT NOT NULL);
-                 DELETE FROM temp.keywarden_migrated;",
+            let zeroed = match &mut self.zeroed_snapshots {
+                Some(map) => map,
+                None => self.zeroed_snapshots.insert(zeroed_snapshots(&tx)?),
+            };
+            let mut snap = tx.prepare_cached(
+                "UPDATE snapshots SET encryption_key_id = ?2
+                 WHERE id = ?1 AND deleted = 0 AND encryption_key_id = ?3",
             )?;
-            {
-                let mut ins = tx.prepare_cached(
-                    "INSERT OR REPLACE INTO temp.keywarden_migrated VALUES (?1, ?2)",
-                )?;
-                for (id, secret) in assignments {
-                    ins.execute(params![id, secret.to_string()])?;
+            for (volume, secret) in assignments {
+                for id in zeroed.get(volume).into_iter().flatten() {
+                    snap.execute(params![id, secret.to_string(), ALL_ZEROS])?;
                 }
             }
-            tx.execute(
-                "UPDATE snapshots SET encryption_key_id = m.key_id FROM temp.keywarden_migrated AS m
-                 WHERE snapshots.volume_id = m.volume_id AND snapshots.deleted = 0
-                 AND snapshots.encryption_key_id = ?1",
-                [ALL_ZEROS],
-            )?;
         }
         tx.commit()?;
+        if let Some(zeroed) = &mut self.zeroed_snapshots {
+            for (volume, _) in assignments {
+                zeroed.remove(volume);
+            }
+        }
         Ok(changed)
     }
 
@@ -245,4 +252,17 @@ impl EncryptedResources for CinderSqlite {
             backups_without_key_id,
         })
     }
+}
+
+/// Live snapshots still on the all-zeros id, grouped by their volume.
+fn zeroed_snapshots(conn: &Connection) -> Result<HashMap<String, Vec<String>>> {
+    let mut stmt = conn.prepare(
+        "SELECT id, volume_id FROM snapshots WHERE deleted = 0 AND encryption_key_id = ?1",
+    )?;
+    let mut rows = stmt.query([ALL_ZEROS])?;
+    let mut by_volume: HashMap<String, Vec<String>> = HashMap::new();
+    while let Some(r) = rows.next()? {
+        by_volume.entry(r.get(1)?).or_default().push(r.get(0)?);
+    }
+    Ok(by_volume)
 }
