@@ -403,17 +403,25 @@ impl Config {
 
 fn toml_str(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
+    push_toml_str(&mut out, s);
+    out
+}
+
+/// Writes `s` as a TOML basic string straight into `out`: no intermediate
+/// copy, since `s` may be a PIN or a password.
+pub(crate) fn push_toml_str(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04X}", c as u32);
+            }
             c => out.push(c),
         }
     }
     out.push('"');
-    out
 }
 
 impl<'de> Deserialize<'de> for MasterKek {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 use zeroize::Zeroizing;
 
+use crate::config::push_toml_str;
 use crate::error::{Error, ErrorKind, Result};
 use crate::secret::SecretBytes;
 
@@ -317,23 +318,6 @@ fn default_pool() -> usize {
 
 fn default_max_response() -> usize {
     DEFAULT_MAX_RESPONSE_BYTES
-}
-
-/// Writes `s` as a TOML basic string straight into `out` (no intermediate
-/// copy, since `s` may be the password).
-fn push_toml_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{:04X}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 use zeroize::Zeroizing;
 
+use crate::config::push_toml_str;
 use crate::error::{Error, ErrorKind, Result};
 use crate::secret::SecretBytes;
 
@@ -374,23 +375,6 @@ fn default_cache_limit() -> usize {
 
 fn default_cache_ttl() -> u64 {
     DEFAULT_PKEK_CACHE_TTL_SECS
-}
-
-/// Writes `s` as a TOML basic string straight into `out` (no intermediate
-/// copy, since `s` may be the PIN).
-fn push_toml_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{:04X}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 #[cfg(test)]
