@@ -227,6 +227,23 @@ impl SimpleCrypto {
         Ok(self.remember(project, key))
     }
 
+    /// `material` sealed for `scope` under the project KEK `key`.
+    fn seal_under(
+        &self,
+        key: &ProjectKey,
+        scope: &Scope<'_>,
+        material: &SecretBytes,
+    ) -> Result<StoredSecret> {
+        let bytes = key.seal.seal(
+            &self.secret_binding(scope, &key.kek_id),
+            material.expose_secret(),
+        )?;
+        Ok(StoredSecret {
+            bytes,
+            kek_id: Some(key.kek_id.clone()),
+        })
+    }
+
     fn secret_binding<'a>(&'a self, scope: &'a Scope<'a>, kek_id: &'a str) -> [&'a [u8]; 5] {
         [
             b"secret",
@@ -249,14 +266,7 @@ impl KeyManager for SimpleCrypto {
 
     fn store(&self, scope: Scope<'_>, material: &SecretBytes) -> Result<StoredSecret> {
         let key = self.current_key(scope.project_id)?;
-        let bytes = key.seal.seal(
-            &self.secret_binding(&scope, &key.kek_id),
-            material.expose_secret(),
-        )?;
-        Ok(StoredSecret {
-            bytes,
-            kek_id: Some(key.kek_id.clone()),
-        })
+        self.seal_under(&key, &scope, material)
     }
 
     fn store_each(
@@ -275,14 +285,7 @@ impl KeyManager for SimpleCrypto {
                     k
                 }
             };
-            let bytes = key.seal.seal(
-                &self.secret_binding(scope, &key.kek_id),
-                material.expose_secret(),
-            )?;
-            out.push(StoredSecret {
-                bytes,
-                kek_id: Some(key.kek_id.clone()),
-            });
+            out.push(self.seal_under(&key, scope, material)?);
         }
         Ok(out)
     }
