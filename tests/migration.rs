@@ -14,8 +14,8 @@ use keywarden::backend::{DangerFixedKey, FIXED_KEY_ID, KeyManager, MasterKek, Si
 use keywarden::catalog::{Catalog, SqliteCatalog};
 use keywarden::context::Context;
 use keywarden::migration::{
-    ALL_ZEROS, CinderSqlite, HostFilter, Level, MigrationOptions, MigrationReport, Service,
-    migrate_fixed_key, migrated_secret_id,
+    ALL_ZEROS, CinderSqlite, HostFilter, Level, MigrationEvent, MigrationOptions, MigrationReport,
+    Service, migrate_fixed_key, migrated_secret_id,
 };
 use keywarden::model::{BackendId, SecretId};
 use keywarden::secret::SecretBytes;
@@ -97,16 +97,31 @@ fn options(service: Service, host: &str) -> MigrationOptions {
     MigrationOptions::new(service, HostFilter::Host(host.into()), Some(fixed_key()))
 }
 
-fn run(
-    store: &SecretStore,
-    who: &Context,
-    db: &mut CinderSqlite,
-    opts: &MigrationOptions,
-) -> MigrationReport {
-    migrate_fixed_key(store, who, db, opts, &mut |_| {}).unwrap()
+/// A run's report and the lines it logged, in order.
+struct Ran {
+    report: MigrationReport,
+    log: Vec<(Level, String)>,
 }
 
-fn lines(r: &MigrationReport) -> Vec<String> {
+impl std::ops::Deref for Ran {
+    type Target = MigrationReport;
+    fn deref(&self) -> &MigrationReport {
+        &self.report
+    }
+}
+
+fn run(store: &SecretStore, who: &Context, db: &mut CinderSqlite, opts: &MigrationOptions) -> Ran {
+    let mut log = Vec::new();
+    let report = migrate_fixed_key(store, who, db, opts, &mut |e| {
+        if let MigrationEvent::Line(level, line) = e {
+            log.push((level, line.to_owned()));
+        }
+    })
+    .unwrap();
+    Ran { report, log }
+}
+
+fn lines(r: &Ran) -> Vec<String> {
     r.log.iter().map(|(_, l)| l.clone()).collect()
 }
 

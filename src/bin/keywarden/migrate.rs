@@ -51,7 +51,7 @@ pub struct FixedKeyArgs {
     #[arg(long)]
     from_conf: Option<PathBuf>,
     /// Items per transaction.
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = keywarden::migration::DEFAULT_BATCH_SIZE)]
     batch_size: usize,
 }
 
