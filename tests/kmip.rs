@@ -408,6 +408,84 @@ fn a_stopped_server_is_retryable_unavailable_and_nothing_is_lost() {
 }
 
 #[test]
+fn a_store_opens_while_its_kmip_server_is_down() {
+    let env = need_server!();
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = kmip::PrivateServer::start(&env, dir.path());
+    let mut config = kmip::config(&env);
+    config.port = server.port;
+    let d = Deployment::new(config, "software");
+    server.stop();
+
+    // Projects on other backends work; the KMIP one waits for its server.
+    let store = SecretStore::open(&d.config).unwrap();
+    let (a, k) = (admin("kmip-down-a"), admin("kmip-down-k"));
+    store
+        .set_project_backend(&k, &BackendId::new("kmip").unwrap())
+        .unwrap();
+    let on_a = store
+        .store_secret(&a, secret("a while kmip is down"))
+        .unwrap();
+    assert_eq!(
+        store.payload(&a, &on_a).unwrap().bytes.expose_secret(),
+        b"a while kmip is down"
+    );
+    let e = store.store_secret(&k, secret("k")).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    assert!(e.is_retryable());
+    assert!(
+        store
+            .list_secrets(&k, &Default::default())
+            .unwrap()
+            .items
+            .is_empty(),
+        "the refused store left no row"
+    );
+
+    server.restart();
+    let on_k = store.store_secret(&k, secret("k after restart")).unwrap();
+    assert_eq!(
+        store.payload(&k, &on_k).unwrap().bytes.expose_secret(),
+        b"k after restart"
+    );
+}
+
+#[test]
+fn a_client_certificate_the_server_refuses_is_a_config_error() {
+    let env = need_server!();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (
+        dir.path().join("stranger.crt"),
+        dir.path().join("stranger.key"),
+    );
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=stranger", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    set_mode(&key, 0o600);
+    let mut config = kmip::config(&env).with_client_cert(cert, key);
+    config.connect_timeout = std::time::Duration::from_secs(2);
+    let e = Kmip::connect(BackendId::new("kmip").unwrap(), &config).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    assert!(!e.is_retryable());
+    assert!(
+        e.to_string().contains("refused our client certificate"),
+        "{e}"
+    );
+    // And a store naming it does not open.
+    let d = Deployment::new(config, "software");
+    let e = SecretStore::open(&d.config).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+}
+
+#[test]
 fn the_pool_reuses_connections() {
     let env = need_server!();
     let mut config = kmip::config(&env);

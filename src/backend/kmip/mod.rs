@@ -683,8 +683,25 @@ fn tls_connector(config: &KmipConfig) -> Result<SslConnector> {
 }
 
 /// Builds the backend a `kind = "kmip"` config section describes.
+///
+/// A server that is down (or unreachable) for now does not stop the store
+/// from opening: projects on other backends keep working, this backend's
+/// operations fail with a retryable `Unavailable` until the server answers,
+/// and a warning says so. A configuration the server can never accept
+/// (an untrusted server certificate, a refused client certificate, bad
+/// credentials) still fails the open.
 pub fn build(id: &BackendId, config: &KmipConfig) -> Result<Arc<dyn KeyManager>> {
-    Ok(Arc::new(Kmip::connect(id.clone(), config)?))
+    let backend = Kmip::new_unchecked(id.clone(), config)?;
+    match backend.ping() {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::Unavailable => tracing::warn!(
+            backend = %id,
+            error = %e,
+            "KMIP server not answering; this backend's operations fail until it does"
+        ),
+        Err(e) => return Err(e),
+    }
+    Ok(Arc::new(backend))
 }
 
 #[cfg(test)]

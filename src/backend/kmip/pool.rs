@@ -9,6 +9,7 @@
 //! Waiting for a free connection, connecting, the handshake, writes and
 //! reads all have time limits; running out is `Unavailable`.
 
+use std::ffi::c_int;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -351,6 +352,15 @@ impl fmt::Debug for Pool {
 }
 
 fn io_error(operation: Operation, doing: &str, e: io::Error) -> Error {
+    // Under TLS 1.3 a server checks our certificate after the handshake and
+    // its refusal arrives as an alert on the first read.
+    if let Some(alert) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<openssl::ssl::Error>())
+        .and_then(refused_certificate)
+    {
+        return certificate_refused(operation, alert).with_source(e);
+    }
     let what = match e.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => "timed out",
         _ => "failed",
@@ -388,6 +398,8 @@ fn handshake_error(
                     ),
                 )
                 .with_source(error)
+            } else if let Some(alert) = refused_certificate(&error) {
+                certificate_refused(operation, alert).with_source(error)
             } else {
                 Error::new(
                     ErrorKind::Unavailable,
@@ -397,4 +409,37 @@ fn handshake_error(
             }
         }
     }
+}
+
+/// OpenSSL's error library number for TLS (`ERR_LIB_SSL`).
+const ERR_LIB_SSL: c_int = 20;
+/// OpenSSL reports a TLS alert from the peer as this offset plus the alert
+/// number (`SSL_AD_REASON_OFFSET`).
+const ALERT_REASON_OFFSET: c_int = 1000;
+/// The alerts (RFC 5246 §7.2) a server sends when it will not take our
+/// client certificate: bad_certificate, unsupported_certificate,
+/// certificate_revoked, certificate_expired, certificate_unknown,
+/// unknown_ca, access_denied.
+const CERTIFICATE_REFUSALS: [c_int; 7] = [42, 43, 44, 45, 46, 48, 49];
+
+/// The alert's name (`tlsv1 alert unknown ca`), when `e` is the server
+/// refusing our client certificate.
+fn refused_certificate(e: &openssl::ssl::Error) -> Option<&'static str> {
+    e.ssl_error()?
+        .errors()
+        .iter()
+        .find(|x| {
+            x.library_code() == ERR_LIB_SSL
+                && CERTIFICATE_REFUSALS.contains(&(x.reason_code() - ALERT_REASON_OFFSET))
+        })
+        .map(|x| x.reason().unwrap_or("certificate refused"))
+}
+
+/// Not retryable: the server does not accept client_cert (another CA,
+/// expired, revoked), which only a config change fixes.
+fn certificate_refused(operation: Operation, alert: &str) -> Error {
+    Error::new(
+        ErrorKind::Config,
+        format!("KMIP {operation}: the server refused our client certificate ({alert})"),
+    )
 }
