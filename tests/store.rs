@@ -6,10 +6,10 @@ mod common;
 
 use common::{Fixture, Kind, Setup, admin, ctx};
 use keywarden::ErrorKind;
-use keywarden::catalog::{Acl, Write};
+use keywarden::catalog::{Acl, Order, OrderType, Write};
 use keywarden::model::{
-    Consumer, ContentType, ManagedObject, SecretId, SecretMeta, SecretType, Status, Timestamp,
-    UserId,
+    Consumer, ContentType, ManagedObject, OrderId, ProjectId, SecretId, SecretMeta, SecretType,
+    Status, Timestamp, UserId,
 };
 use keywarden::secret::SecretBytes;
 use keywarden::store::{KeyOrder, KeyPairOrder, ListQuery, NewSecret};
@@ -34,6 +34,7 @@ conformance!(
 catalog_tests!(
     a_whole_catalog_copies_to_either_kind_and_reads_back,
     a_failed_replace_leaves_the_old_content,
+    apply_each_keeps_the_good_batches_when_one_fails,
 );
 
 fn text_secret(name: &str, payload: &str) -> NewSecret {
@@ -1002,4 +1003,56 @@ fn a_failed_replace_leaves_the_old_content(kind: &Kind) {
     assert_eq!(e.kind(), ErrorKind::Unavailable);
     assert_eq!(f.store.operator().counts().unwrap(), before);
     assert_eq!(f.store.operator().verify_secrets().unwrap().failed.len(), 0);
+}
+
+fn key_order_row(project: &ProjectId, user: &UserId) -> Write {
+    let now = Timestamp::now();
+    Write::InsertOrder(Order {
+        id: OrderId::new_random(),
+        project_id: project.clone(),
+        creator_id: user.clone(),
+        order_type: OrderType::Key,
+        status: Status::Active,
+        name: None,
+        algorithm: "aes".into(),
+        bit_length: 256,
+        mode: None,
+        payload_content_type: None,
+        expiration: None,
+        secret_id: None,
+        container_id: None,
+        error_code: None,
+        error_reason: None,
+        created: now,
+        updated: now,
+    })
+}
+
+/// The bulk path (the fixed-key migration's): one failing batch among many
+/// leaves the others applied (after the single job for them all fails) and
+/// changes nothing itself; when all are good, all are applied.
+fn apply_each_keeps_the_good_batches_when_one_fails(kind: &Kind) {
+    let f = Fixture::with(kind);
+    let catalog = f.catalog();
+    let (p, u) = (ProjectId::new("p").unwrap(), UserId::new("u").unwrap());
+    let taken = key_order_row(&p, &u);
+    catalog.apply(vec![taken.clone()]).unwrap();
+    let orders = || catalog.counts().unwrap().orders;
+
+    let outcomes = catalog.apply_each(vec![
+        vec![key_order_row(&p, &u)],
+        vec![key_order_row(&p, &u), taken],
+        vec![key_order_row(&p, &u), key_order_row(&p, &u)],
+    ]);
+    assert!(outcomes[0].is_ok() && outcomes[2].is_ok(), "{outcomes:?}");
+    assert_eq!(
+        outcomes[1].as_ref().unwrap_err().kind(),
+        ErrorKind::Conflict,
+        "{outcomes:?}"
+    );
+    assert_eq!(orders(), 1 + 1 + 2, "the failing batch left nothing behind");
+
+    let all_good = catalog.apply_each((0..3).map(|_| vec![key_order_row(&p, &u)]).collect());
+    assert!(all_good.iter().all(Result::is_ok), "{all_good:?}");
+    assert_eq!(orders(), 4 + 3);
 }

@@ -440,3 +440,23 @@ pub(crate) fn cmp_sql(c: Cmp) -> &'static str {
         Cmp::Lte => "<=",
     }
 }
+
+/// How the catalogs apply a bulk set ([`Catalog::apply_each`]): first all
+/// batches as one all-or-nothing job, which is the common case and needs
+/// no savepoint per batch (SQLite copies every page a savepoint first
+/// touches; PostgreSQL slows every snapshot once a transaction holds more
+/// than 64 subtransactions). Only when that job fails are the batches run
+/// again with `one_by_one`, to learn which of them failed.
+pub(crate) fn apply_each_at_once_first(
+    batches: Vec<Vec<Write>>,
+    applied_at_once: impl FnOnce(Vec<Write>) -> bool,
+    one_by_one: impl FnOnce(Vec<Vec<Write>>) -> Vec<Result<()>>,
+) -> Vec<Result<()>> {
+    if batches.len() > 1 {
+        let all: Vec<Write> = batches.iter().flatten().cloned().collect();
+        if applied_at_once(all) {
+            return batches.iter().map(|_| Ok(())).collect();
+        }
+    }
+    one_by_one(batches)
+}

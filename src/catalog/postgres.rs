@@ -322,6 +322,46 @@ impl PostgresCatalog {
     /// connection, as long as `COMMIT` was not sent (the server rolled the
     /// transaction back). Broken during `COMMIT`, the outcome is unknown and
     /// the call says so (`Unavailable`).
+    /// One transaction, a savepoint per batch: a batch that fails is
+    /// rolled back alone. A serialization failure aborts the whole
+    /// transaction, and then every batch runs again.
+    fn apply_each_by_savepoint(&self, batches: Vec<Vec<Write>>) -> Vec<Result<()>> {
+        let out = self.transact(IsolationLevel::Serializable, |db| {
+            let mut outcomes = Vec::with_capacity(batches.len());
+            for batch in &batches {
+                db.batch("SAVEPOINT batch")?;
+                match batch.iter().try_for_each(|w| apply_write(db, w)) {
+                    Ok(()) => {
+                        db.batch("RELEASE SAVEPOINT batch")?;
+                        outcomes.push(Ok(()));
+                    }
+                    Err(Fail::Pg(e)) if is_serialization_failure(&e) || is_connection_error(&e) => {
+                        return Err(Fail::Pg(e));
+                    }
+                    Err(e) => {
+                        db.batch("ROLLBACK TO SAVEPOINT batch; RELEASE SAVEPOINT batch")?;
+                        outcomes.push(Err(e.into_error()));
+                    }
+                }
+            }
+            Ok(outcomes)
+        });
+        match out {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                let kind = e.kind();
+                let shared = std::sync::Arc::new(e);
+                batches
+                    .iter()
+                    .map(|_| {
+                        Err(Error::new(kind, "the catalog could not commit this write")
+                            .with_source(shared.clone()))
+                    })
+                    .collect()
+            }
+        }
+    }
+
     fn transact<T>(
         &self,
         isolation: IsolationLevel,
@@ -1296,43 +1336,11 @@ impl Catalog for PostgresCatalog {
     }
 
     fn apply_each(&self, batches: Vec<Vec<Write>>) -> Vec<Result<()>> {
-        // One transaction, a savepoint per batch: a batch that fails is
-        // rolled back alone. A serialization failure aborts the whole
-        // transaction, and then every batch runs again.
-        let out = self.transact(IsolationLevel::Serializable, |db| {
-            let mut outcomes = Vec::with_capacity(batches.len());
-            for batch in &batches {
-                db.batch("SAVEPOINT batch")?;
-                match batch.iter().try_for_each(|w| apply_write(db, w)) {
-                    Ok(()) => {
-                        db.batch("RELEASE SAVEPOINT batch")?;
-                        outcomes.push(Ok(()));
-                    }
-                    Err(Fail::Pg(e)) if is_serialization_failure(&e) || is_connection_error(&e) => {
-                        return Err(Fail::Pg(e));
-                    }
-                    Err(e) => {
-                        db.batch("ROLLBACK TO SAVEPOINT batch; RELEASE SAVEPOINT batch")?;
-                        outcomes.push(Err(e.into_error()));
-                    }
-                }
-            }
-            Ok(outcomes)
-        });
-        match out {
-            Ok(outcomes) => outcomes,
-            Err(e) => {
-                let kind = e.kind();
-                let shared = std::sync::Arc::new(e);
-                batches
-                    .iter()
-                    .map(|_| {
-                        Err(Error::new(kind, "the catalog could not commit this write")
-                            .with_source(shared.clone()))
-                    })
-                    .collect()
-            }
-        }
+        super::apply_each_at_once_first(
+            batches,
+            |all| self.apply(all).is_ok(),
+            |batches| self.apply_each_by_savepoint(batches),
+        )
     }
 
     fn secret(

@@ -920,17 +920,11 @@ impl Catalog for SqliteCatalog {
     }
 
     fn apply_each(&self, batches: Vec<Vec<Write>>) -> Vec<Result<()>> {
-        // Optimistically as one job: one savepoint for the lot instead of
-        // one per batch (each savepoint copies every page it first touches
-        // into the statement journal). Only when that fails are the batches
-        // run one by one, to learn which of them failed.
-        if batches.len() > 1 {
-            let all: Vec<Write> = batches.iter().flatten().cloned().collect();
-            if let Some(Ok(())) = self.submit(vec![all]).pop() {
-                return batches.iter().map(|_| Ok(())).collect();
-            }
-        }
-        self.submit(batches)
+        super::apply_each_at_once_first(
+            batches,
+            |all| matches!(self.submit(vec![all]).pop(), Some(Ok(()))),
+            |batches| self.submit(batches),
+        )
     }
 
     fn secret(
@@ -1538,35 +1532,6 @@ mod tests {
             created: now,
             updated: now,
         })
-    }
-
-    /// One failing batch among many: the others are still applied (after
-    /// the optimistic single job fails), and the failing one changes nothing.
-    #[test]
-    fn apply_each_keeps_the_good_batches_when_one_fails() {
-        let dir = tempfile::tempdir().unwrap();
-        let cat = SqliteCatalog::open(dir.path().join("c.db")).unwrap();
-        let project = ProjectId::new("p").unwrap();
-        let user = UserId::new("u").unwrap();
-        let taken = order(&project, &user);
-        cat.apply(vec![taken.clone()]).unwrap();
-        let count = || -> i64 {
-            cat.read(|c| Ok(c.query_row("SELECT COUNT(*) FROM orders", [], |r| r.get(0))?))
-                .unwrap()
-        };
-
-        let outcomes = cat.apply_each(vec![
-            vec![order(&project, &user)],
-            vec![order(&project, &user), taken],
-            vec![order(&project, &user), order(&project, &user)],
-        ]);
-        assert!(outcomes[0].is_ok() && outcomes[2].is_ok(), "{outcomes:?}");
-        assert!(outcomes[1].is_err(), "{outcomes:?}");
-        assert_eq!(count(), 1 + 1 + 2, "the failing batch left nothing behind");
-
-        let all_good = cat.apply_each((0..3).map(|_| vec![order(&project, &user)]).collect());
-        assert!(all_good.iter().all(Result::is_ok));
-        assert_eq!(count(), 4 + 3);
     }
 
     /// Writers that queue while a commit is in flight are committed
