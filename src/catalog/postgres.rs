@@ -317,11 +317,6 @@ impl PostgresCatalog {
         }
     }
 
-    /// Runs `body` in one transaction and commits it. Serialization
-    /// failures and deadlocks run it again from the start; so does a broken
-    /// connection, as long as `COMMIT` was not sent (the server rolled the
-    /// transaction back). Broken during `COMMIT`, the outcome is unknown and
-    /// the call says so (`Unavailable`).
     /// One transaction, a savepoint per batch: a batch that fails is
     /// rolled back alone. A serialization failure aborts the whole
     /// transaction, and then every batch runs again.
@@ -362,6 +357,11 @@ impl PostgresCatalog {
         }
     }
 
+    /// Runs `body` in one transaction and commits it. Serialization
+    /// failures and deadlocks run it again from the start; so does a broken
+    /// connection, as long as `COMMIT` was not sent (the server rolled the
+    /// transaction back). Broken during `COMMIT`, the outcome is unknown and
+    /// the call says so (`Unavailable`).
     fn transact<T>(
         &self,
         isolation: IsolationLevel,
