@@ -2,13 +2,14 @@
 //! with its exact log line, the role failure and the retry, the 4th-error
 //! abort, and kill-and-resume at every write.
 
+#[macro_use]
 mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use common::{Fixture, ctx};
+use common::{Fixture, Kind, ctx};
 use keywarden::ErrorKind;
 use keywarden::backend::{DangerFixedKey, FIXED_KEY_ID, KeyManager, MasterKek, SimpleCrypto};
 use keywarden::catalog::{Catalog, SqliteCatalog};
@@ -20,6 +21,12 @@ use keywarden::migration::{
 use keywarden::model::{BackendId, SecretId};
 use keywarden::secret::SecretBytes;
 use keywarden::store::{KeyOrder, NewSecret, SecretStore};
+
+// On SQLite and PostgreSQL: the catalogs write bulk batches their own way.
+catalog_tests!(
+    volumes_of_one_host_migrate_with_their_snapshots,
+    kill_and_resume_at_every_write_ends_with_one_secret_per_item,
+);
 
 const FIXED_HEX: &str = "6b6579776172642d6669786564206b65792d3235362d6269742d6c6f6e672121";
 
@@ -191,9 +198,8 @@ fn not_migrating_a_host_without_volumes() {
     assert_eq!(r.log.len(), 3, "then the two summary lines");
 }
 
-#[test]
-fn volumes_of_one_host_migrate_with_their_snapshots() {
-    let f = Fixture::new();
+fn volumes_of_one_host_migrate_with_their_snapshots(kind: &Kind) {
+    let f = Fixture::with(kind);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cinder.db");
     let mut db = cinder_db(&path, 6);
@@ -359,11 +365,10 @@ fn dry_run_writes_nothing() {
     assert_eq!(f.rows("secrets"), 0);
 }
 
-#[test]
-fn kill_and_resume_at_every_write_ends_with_one_secret_per_item() {
+fn kill_and_resume_at_every_write_ends_with_one_secret_per_item(kind: &Kind) {
     for batch_size in [1, 2, 4] {
         for fail_after in 0..16 {
-            let f = Fixture::new();
+            let f = Fixture::with(kind);
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("cinder.db");
             let mut db = cinder_db(&path, 7);

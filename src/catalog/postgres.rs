@@ -1062,6 +1062,110 @@ fn apply_write(db: &mut Session<'_, Transaction<'_>>, w: &Write) -> Result<(), F
 
 /// A secret written under a KEK the catalog does not hold (a running
 /// instance whose KEK row was replaced, e.g. by a restore).
+/// New secrets and read grants on them, the shape of a bulk migration
+/// batch, written with one statement per table instead of a round trip per
+/// row. Returns `false` (and writes nothing) for any other shape: a write of
+/// another kind, or a grant on a secret not inserted before it in `writes`
+/// (whose order the two statements would not keep).
+fn insert_in_bulk(db: &mut Session<'_, Transaction<'_>>, writes: &[Write]) -> Result<bool, Fail> {
+    let mut inserted = std::collections::HashSet::new();
+    for w in writes {
+        let fits = match w {
+            Write::InsertSecret { meta, .. } => inserted.insert(meta.id),
+            Write::GrantRead { id, .. } => inserted.contains(id),
+            _ => false,
+        };
+        if !fits {
+            return Ok(false);
+        }
+    }
+    let metas: Vec<(&SecretMeta, Option<&StoredSecret>)> = writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::InsertSecret { meta, stored } => Some((meta, stored.as_ref())),
+            _ => None,
+        })
+        .collect();
+    let column = |f: &dyn Fn(&SecretMeta) -> Option<String>| -> Vec<Option<String>> {
+        metas.iter().map(|(m, _)| f(m)).collect()
+    };
+    let number = |f: &dyn Fn(&SecretMeta) -> Option<i64>| -> Vec<Option<i64>> {
+        metas.iter().map(|(m, _)| f(m)).collect()
+    };
+    let ids = column(&|m| Some(m.id.to_string()));
+    let projects = column(&|m| Some(m.project_id.as_str().to_owned()));
+    let names = column(&|m| m.name.clone());
+    let algorithms = column(&|m| m.algorithm.clone());
+    let bit_lengths = number(&|m| m.bit_length.map(i64::from));
+    let modes = column(&|m| m.mode.clone());
+    let types = column(&|m| Some(m.secret_type.as_str().to_owned()));
+    let expirations = number(&|m| m.expiration.map(Timestamp::unix));
+    let created = number(&|m| Some(m.created.unix()));
+    let updated = number(&|m| Some(m.updated.unix()));
+    let statuses = column(&|m| Some(m.status.as_str().to_owned()));
+    let content_types = column(&|m| m.content_type.map(|c| c.as_str().to_owned()));
+    let creators = column(&|m| Some(m.creator_id.as_str().to_owned()));
+    let backends = column(&|m| Some(m.backend_id.as_str().to_owned()));
+    let stored: Vec<Option<&[u8]>> = metas
+        .iter()
+        .map(|(_, s)| s.map(|s| s.bytes.as_slice()))
+        .collect();
+    let kek_ids: Vec<Option<&str>> = metas
+        .iter()
+        .map(|(_, s)| s.and_then(|s| s.kek_id.as_deref()))
+        .collect();
+    db.execute(
+        "INSERT INTO secrets (id, project_id, name, algorithm, bit_length, mode, secret_type,
+         expiration, created, updated, status, content_type, creator_id, backend_id, stored, kek_id)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[],
+           $6::text[], $7::text[], $8::bigint[], $9::bigint[], $10::bigint[], $11::text[],
+           $12::text[], $13::text[], $14::text[], $15::bytea[], $16::text[])",
+        &[
+            &ids,
+            &projects,
+            &names,
+            &algorithms,
+            &bit_lengths,
+            &modes,
+            &types,
+            &expirations,
+            &created,
+            &updated,
+            &statuses,
+            &content_types,
+            &creators,
+            &backends,
+            &stored,
+            &kek_ids,
+        ],
+    )
+    .map_err(|e| {
+        if constraint_violation(&e, &SqlState::UNIQUE_VIOLATION).is_some() {
+            Fail::Kw(Error::new(
+                ErrorKind::Conflict,
+                "a secret of this bulk write already exists",
+            ))
+        } else {
+            kek_violation(e)
+        }
+    })?;
+    let (grant_ids, grant_users): (Vec<String>, Vec<&str>) = writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::GrantRead { id, user } => Some((id.to_string(), user.as_str())),
+            _ => None,
+        })
+        .unzip();
+    if !grant_ids.is_empty() {
+        db.execute(
+            "INSERT INTO secret_acl_users (secret_id, user_id)
+             SELECT * FROM UNNEST($1::text[], $2::text[]) ON CONFLICT DO NOTHING",
+            &[&grant_ids, &grant_users],
+        )?;
+    }
+    Ok(true)
+}
+
 fn kek_violation(e: ::postgres::Error) -> Fail {
     match constraint_violation(&e, &SqlState::FOREIGN_KEY_VIOLATION) {
         Some(c) if c == "secrets_kek_fk" => Fail::Kw(
@@ -1338,7 +1442,15 @@ impl Catalog for PostgresCatalog {
     fn apply_each(&self, batches: Vec<Vec<Write>>) -> Vec<Result<()>> {
         super::apply_each_at_once_first(
             batches,
-            |all| self.apply(all).is_ok(),
+            |all| {
+                self.transact(IsolationLevel::Serializable, |db| {
+                    if !insert_in_bulk(db, &all)? {
+                        all.iter().try_for_each(|w| apply_write(db, w))?;
+                    }
+                    Ok(())
+                })
+                .is_ok()
+            },
             |batches| self.apply_each_by_savepoint(batches),
         )
     }
