@@ -32,42 +32,73 @@ impl ServiceConf {
         ServiceConf::parse(&text)
     }
 
-    /// Reads the settings from config text. The last setting of a name
-    /// wins; a `fixed_key` that is not hex is `Config`.
+    /// Reads the settings from config text, line by line as oslo.config
+    /// does: `name = value` or `name: value`, one pair of matching quotes
+    /// around the value dropped, the last setting of a name winning (an
+    /// empty one unsets it). A `fixed_key` that is not hex, or a setting of
+    /// ours continued on an indented line, is `Config`.
     pub fn parse(text: &str) -> Result<Self> {
         let mut in_group = false;
+        // Our setting on the line before, which an indented line continues.
+        let mut last: Option<&str> = None;
         let mut fixed_key: Option<Zeroizing<String>> = None;
-        let mut backend = None;
+        let mut backend: Option<String> = None;
         for line in text.lines() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            let line = line.trim_end();
+            if line.starts_with([' ', '\t']) {
+                if let Some(name) = last {
+                    return Err(Error::new(
+                        ErrorKind::Config,
+                        format!(
+                            "[key_manager] {name} continues on an indented line; it must be one line"
+                        ),
+                    ));
+                }
                 continue;
             }
-            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-                in_group = matches!(name.trim(), "key_manager" | "keymgr");
+            last = None;
+            if line.is_empty() || line.starts_with(['#', ';']) {
+                continue;
+            }
+            if let Some(name) = line.strip_prefix('[') {
+                in_group = matches!(name.strip_suffix(']'), Some("key_manager" | "keymgr"));
                 continue;
             }
             if !in_group {
                 continue;
             }
-            if let Some((k, v)) = line.split_once('=') {
-                let value = v.trim();
-                match k.trim() {
-                    "fixed_key" if !value.is_empty() => {
-                        fixed_key = Some(Zeroizing::new(value.to_owned()));
-                    }
-                    "backend" | "api_class" if !value.is_empty() => {
-                        backend = Some(value.to_owned());
-                    }
-                    _ => {}
-                }
+            let Some((name, value)) = assignment(line) else {
+                continue;
+            };
+            match name {
+                "fixed_key" => fixed_key = Some(Zeroizing::new(value.to_owned())),
+                "backend" | "api_class" => backend = Some(value.to_owned()),
+                _ => continue,
             }
+            last = Some(name);
         }
         Ok(ServiceConf {
-            fixed_key: fixed_key.map(|k| parse_hex_key(&k)).transpose()?,
-            backend,
+            fixed_key: fixed_key
+                .filter(|k| !k.is_empty())
+                .map(|k| parse_hex_key(&k))
+                .transpose()?,
+            backend: backend.filter(|b| !b.is_empty()),
         })
     }
+}
+
+/// `name = value` or `name: value`, split at whichever comes first, with
+/// one pair of matching quotes around the value dropped (oslo.config's
+/// `_split_key_value`, which makes a lone quote an empty value).
+fn assignment(line: &str) -> Option<(&str, &str)> {
+    let at = line.find([':', '='])?;
+    let value = line[at + 1..].trim();
+    let value = match value.as_bytes() {
+        [open @ (b'"' | b'\''), .., close] if open == close => &value[1..value.len() - 1],
+        [b'"' | b'\''] => "",
+        _ => value,
+    };
+    Some((line[..at].trim(), value))
 }
 
 impl fmt::Debug for ServiceConf {
@@ -112,6 +143,42 @@ mod tests {
         let none =
             ServiceConf::parse("[key_manager]\nfixed_key =\n[other]\nbackend = x\n").unwrap();
         assert!(none.fixed_key.is_none() && none.backend.is_none());
+    }
+
+    #[test]
+    fn reads_values_as_oslo_config_does() {
+        let conf = ServiceConf::parse(
+            "[key_manager]\nfixed_key: \"0F0f\"\nbackend = 'barbican'\nfixed_key = 'abcd'\n",
+        )
+        .unwrap();
+        assert_eq!(conf.fixed_key.unwrap().expose_secret(), &[0xab, 0xcd]);
+        assert_eq!(conf.backend.as_deref(), Some("barbican"));
+        // The first of ':' and '=' splits; an empty value unsets.
+        let conf =
+            ServiceConf::parse("[key_manager]\nbackend = a:b\nfixed_key = 00\nfixed_key =\n")
+                .unwrap();
+        assert_eq!(conf.backend.as_deref(), Some("a:b"));
+        assert!(conf.fixed_key.is_none());
+        // Section names are taken as written.
+        let conf = ServiceConf::parse("[ key_manager ]\nfixed_key = 00\n").unwrap();
+        assert!(conf.fixed_key.is_none());
+        // A lone quote is an empty value, not a crash.
+        let conf = ServiceConf::parse("[keymgr]\nbackend = \"\n").unwrap();
+        assert!(conf.backend.is_none());
+    }
+
+    #[test]
+    fn a_setting_continued_on_the_next_line_is_config() {
+        let e = ServiceConf::parse("[key_manager]\nfixed_key = 00\n  11\n").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(e.to_string().contains("fixed_key"), "{e}");
+        // Other settings' continuations, and indented lines after a blank
+        // line, are not ours.
+        let conf = ServiceConf::parse(
+            "[key_manager]\nother = x\n  y\nfixed_key = 00\n\n  11\n[DEFAULT]\nbackend = b\n\tz\n",
+        )
+        .unwrap();
+        assert_eq!(conf.fixed_key.unwrap().expose_secret(), &[0]);
     }
 
     #[test]
