@@ -7,6 +7,7 @@ use std::fmt::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use serde::de::{SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use zeroize::Zeroizing;
 
@@ -56,7 +57,7 @@ pub enum BackendConfig {
         master_kek: MasterKek,
         /// Older master KEKs that still open project KEKs until `kek rotate`
         /// has rewrapped them.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "master_kek_list")]
         retired_master_keks: Vec<MasterKek>,
     },
     /// The legacy ConfKeyManager: one hex key, served under the all-zeros
@@ -431,6 +432,41 @@ impl<'de> Deserialize<'de> for MasterKek {
     }
 }
 
+/// `retired_master_keks`. serde's own refusal of one string where the
+/// list belongs would quote the string, which is a master KEK.
+fn master_kek_list<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Vec<MasterKek>, D::Error> {
+    struct Keys;
+
+    impl<'de> Visitor<'de> for Keys {
+        type Value = Vec<MasterKek>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of base64 master KEKs")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> std::result::Result<Self::Value, A::Error> {
+            let mut keys = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(16));
+            while let Some(k) = seq.next_element()? {
+                keys.push(k);
+            }
+            Ok(keys)
+        }
+
+        fn visit_str<E: serde::de::Error>(self, _: &str) -> std::result::Result<Self::Value, E> {
+            Err(E::custom(
+                "retired_master_keks must be a list of base64 master KEKs, not one string",
+            ))
+        }
+    }
+
+    d.deserialize_any(Keys)
+}
+
 fn hex_key<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<SecretBytes, D::Error> {
     let text = Zeroizing::new(String::deserialize(d)?);
     crate::backend::fixed::parse_hex_key(&text).map_err(|e| serde::de::Error::custom(e.context()))
@@ -513,6 +549,33 @@ mod tests {
         let e = Config::from_toml(&text, None).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Config);
         assert!(!e.to_string().contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn a_master_kek_where_a_list_belongs_is_not_repeated() {
+        let c = Config::generate("x.db").unwrap();
+        let key = c.master_kek(&c.default_backend).unwrap().to_base64();
+        let text = c.to_toml().replace(
+            "retired_master_keks = []",
+            &format!("retired_master_keks = \"{}\"", key.as_str()),
+        );
+        let e = Config::from_toml(&text, None).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(e.to_string().contains("must be a list"), "{e}");
+        assert!(!e.to_string().contains(key.as_str()), "{e}");
+        let text = c.to_toml().replace(
+            "retired_master_keks = []",
+            &format!("retired_master_keks = [\"{}\"]", key.as_str()),
+        );
+        let back = Config::from_toml(&text, None).unwrap();
+        let BackendConfig::SimpleCrypto {
+            retired_master_keks,
+            ..
+        } = &back.backends[&back.default_backend]
+        else {
+            panic!("a simple_crypto backend");
+        };
+        assert_eq!(retired_master_keks.len(), 1);
     }
 
     #[test]

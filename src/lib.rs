@@ -7,6 +7,8 @@ pub mod config;
 pub mod context;
 pub(crate) mod crypto;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod keygen;
 pub mod migration;
 pub mod model;

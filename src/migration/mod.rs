@@ -29,8 +29,10 @@ use crate::secret::SecretBytes;
 use crate::store::SecretStore;
 
 mod cinder;
+mod service_conf;
 
 pub use cinder::CinderSqlite;
+pub use service_conf::ServiceConf;
 
 /// The key id every fixed-key volume carries.
 pub const ALL_ZEROS: &str = "00000000-0000-0000-0000-000000000000";

@@ -625,6 +625,21 @@ pub fn query() -> RequestPayload {
     RequestPayload::Query(vec![preq::QueryFunction::QueryServerInformation])
 }
 
+/// Decodes a whole response message as read off the connection.
+pub fn decode_response(operation: Operation, bytes: &[u8]) -> Result<Item> {
+    ttlv::decode(bytes).map_err(|d| {
+        Error::new(
+            ErrorKind::Storage,
+            format!("the KMIP server's {operation} response is not valid TTLV"),
+        )
+        .with_source(MalformedResponse {
+            operation,
+            problem: "not valid TTLV",
+            decode: Some(d),
+        })
+    })
+}
+
 /// Reads a decoded response to a batch: one successful item per operation,
 /// in order. The first failed item is the error.
 pub fn response_payloads(operations: &[Operation], message: Item) -> Result<Vec<Item>> {

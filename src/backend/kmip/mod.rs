@@ -40,9 +40,9 @@ use crate::model::{BackendId, KeySpec, SecretType};
 use crate::secret::SecretBytes;
 
 mod config;
-mod message;
+pub(crate) mod message;
 mod pool;
-mod ttlv;
+pub(crate) mod ttlv;
 
 pub use config::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_IO_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_POOL_SIZE,
@@ -58,7 +58,7 @@ const RECORD_VERSION: u8 = 1;
 
 /// How the material is given back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Encoding {
+pub(crate) enum Encoding {
     /// The bytes the server holds, unchanged.
     Raw = 0,
     /// The DER the server holds, as PEM with the label its format implies.
@@ -66,6 +66,10 @@ enum Encoding {
     /// As PEM PKCS#8 (private) or SubjectPublicKeyInfo (public), converting
     /// PKCS#1 RSA keys (server-generated key pairs).
     PemStandard = 2,
+}
+
+impl Encoding {
+    pub(crate) const ALL: [Encoding; 3] = [Encoding::Raw, Encoding::Pem, Encoding::PemStandard];
 }
 
 /// The KMIP backend.
@@ -398,14 +402,15 @@ fn check_name(scope: &Scope<'_>, attributes: &ttlv::Item) -> Result<()> {
     }
 }
 
-struct Record {
-    object_type: ObjectType,
-    encoding: Encoding,
-    uid: String,
+/// What the catalog keeps for a KMIP secret (format in the module doc).
+pub(crate) struct Record {
+    pub(crate) object_type: ObjectType,
+    pub(crate) encoding: Encoding,
+    pub(crate) uid: String,
 }
 
 impl Record {
-    fn to_bytes(&self) -> Vec<u8> {
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(3 + self.uid.len());
         out.push(RECORD_VERSION);
         out.push(self.object_type as u8);
@@ -415,7 +420,7 @@ impl Record {
     }
 
     /// Reads a catalog row (untrusted): anything malformed is `Integrity`.
-    fn parse(bytes: &[u8]) -> Result<Self> {
+    pub(crate) fn parse(bytes: &[u8]) -> Result<Self> {
         let [version, object_type, encoding, uid @ ..] = bytes else {
             return Err(Error::integrity());
         };
@@ -424,7 +429,7 @@ impl Record {
         }
         let object_type =
             ObjectType::from_code(u32::from(*object_type)).ok_or_else(Error::integrity)?;
-        let encoding = [Encoding::Raw, Encoding::Pem, Encoding::PemStandard]
+        let encoding = Encoding::ALL
             .into_iter()
             .find(|e| *e as u8 == *encoding)
             .ok_or_else(Error::integrity)?;
@@ -498,7 +503,7 @@ impl AsymmetricInput {
 
 /// The material as the caller stored it (or, for generated keys, as the
 /// other backends give it).
-fn give_back(record: &Record, retrieved: message::Retrieved) -> Result<SecretBytes> {
+pub(crate) fn give_back(record: &Record, retrieved: message::Retrieved) -> Result<SecretBytes> {
     let message::Retrieved {
         object_type,
         key_format: format,

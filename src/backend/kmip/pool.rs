@@ -202,19 +202,7 @@ impl Pool {
         conn.stream
             .read_exact(&mut whole[ttlv::HEADER_LEN..])
             .map_err(|e| Failure::During(io_error(operation, "reading the response of", e)))?;
-        ttlv::decode(&whole).map_err(|d| {
-            Failure::During(
-                Error::new(
-                    ErrorKind::Storage,
-                    format!("the KMIP server's {operation} response is not valid TTLV"),
-                )
-                .with_source(message::MalformedResponse {
-                    operation,
-                    problem: "not valid TTLV",
-                    decode: Some(d),
-                }),
-            )
-        })
+        message::decode_response(operation, &whole).map_err(Failure::During)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

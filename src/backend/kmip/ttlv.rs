@@ -72,15 +72,11 @@ impl Writer {
     }
 
     pub fn integer(&mut self, tag: u32, value: i32) {
-        self.header(tag, INTEGER, 4);
-        self.buf.extend_from_slice(&value.to_be_bytes());
-        self.pad(4);
+        self.four(tag, INTEGER, value.to_be_bytes());
     }
 
     pub fn enumeration(&mut self, tag: u32, value: u32) {
-        self.header(tag, ENUMERATION, 4);
-        self.buf.extend_from_slice(&value.to_be_bytes());
-        self.pad(4);
+        self.four(tag, ENUMERATION, value.to_be_bytes());
     }
 
     pub fn text(&mut self, tag: u32, value: &str) {
@@ -107,6 +103,44 @@ impl Writer {
         self.buf.extend_from_slice(encoded);
     }
 
+    /// A decoded item written back in the canonical form: zero padding,
+    /// Booleans as 0 or 1. The reader accepts other padding and Boolean
+    /// bytes, so only a canonical message comes back byte for byte.
+    pub fn item(&mut self, item: &Item) {
+        let tag = item.tag;
+        match &item.value {
+            Value::Structure(items) => self.structure(tag, |w| {
+                for i in items {
+                    w.item(i);
+                }
+            }),
+            Value::Integer(v) => self.integer(tag, *v),
+            Value::Enumeration(v) => self.enumeration(tag, *v),
+            Value::Interval(v) => self.four(tag, INTERVAL, v.to_be_bytes()),
+            Value::LongInteger(v) => self.eight(tag, LONG_INTEGER, v.to_be_bytes()),
+            Value::DateTime(v) => self.eight(tag, DATE_TIME, v.to_be_bytes()),
+            Value::Boolean(v) => self.eight(tag, BOOLEAN, u64::from(*v).to_be_bytes()),
+            Value::Text(t) => self.text(tag, t),
+            Value::Bytes(b) => self.bytes(tag, b.expose_secret()),
+            Value::BigInteger(b) => {
+                self.header(tag, BIG_INTEGER, b.len());
+                self.buf.extend_from_slice(b.expose_secret());
+                self.pad(b.len());
+            }
+        }
+    }
+
+    fn four(&mut self, tag: u32, kind: u8, value: [u8; 4]) {
+        self.header(tag, kind, 4);
+        self.buf.extend_from_slice(&value);
+        self.pad(4);
+    }
+
+    fn eight(&mut self, tag: u32, kind: u8, value: [u8; 8]) {
+        self.header(tag, kind, 8);
+        self.buf.extend_from_slice(&value);
+    }
+
     pub fn into_bytes(self) -> Zeroizing<Vec<u8>> {
         self.buf
     }
@@ -121,7 +155,6 @@ pub struct Item {
 /// A decoded value. Byte strings may be key material and stay secret.
 /// Every type is decoded (and so length-checked), though the responses we
 /// read use only some of them.
-#[allow(dead_code)]
 pub enum Value {
     Structure(Vec<Item>),
     Integer(i32),
@@ -312,6 +345,55 @@ mod tests {
                 .map(|b| b.expose_secret().to_vec()),
             Some(vec![1, 2, 3])
         );
+    }
+
+    fn item_bytes(item: &Item) -> Vec<u8> {
+        let mut w = Writer::with_capacity(256);
+        w.item(item);
+        w.into_bytes().to_vec()
+    }
+
+    #[test]
+    fn every_type_writes_back_to_the_same_bytes() {
+        let mut message = Vec::new();
+        let mut push = |kind: u8, value: &[u8]| {
+            message.extend_from_slice(&[0x42, 0x00, 0x10, kind]);
+            message.extend_from_slice(&(value.len() as u32).to_be_bytes());
+            message.extend_from_slice(value);
+            message.resize(message.len().div_ceil(8) * 8, 0);
+        };
+        push(INTEGER, &(-2i32).to_be_bytes());
+        push(LONG_INTEGER, &i64::MIN.to_be_bytes());
+        push(BIG_INTEGER, &[0xff; 9]);
+        push(ENUMERATION, &7u32.to_be_bytes());
+        push(BOOLEAN, &1u64.to_be_bytes());
+        push(TEXT_STRING, "héllo".as_bytes());
+        push(BYTE_STRING, &[]);
+        push(DATE_TIME, &1_700_000_000i64.to_be_bytes());
+        push(INTERVAL, &86_400u32.to_be_bytes());
+        let mut whole = vec![0x42, 0x00, 0x7B, STRUCTURE];
+        whole.extend_from_slice(&(message.len() as u32).to_be_bytes());
+        whole.extend_from_slice(&message);
+        let item = decode(&whole).unwrap();
+        assert_eq!(item.children().len(), 9);
+        assert_eq!(item_bytes(&item), whole);
+    }
+
+    #[test]
+    fn loose_padding_and_booleans_are_read_and_written_canonically() {
+        let mut w = Writer::with_capacity(64);
+        w.structure(0x420078, |w| w.text(0x420094, "abc"));
+        let canonical = w.into_bytes().to_vec();
+        let mut loose = canonical.clone();
+        *loose.last_mut().unwrap() = 0xAA;
+        let item = decode(&loose).unwrap();
+        assert_eq!(item.child(0x420094).and_then(Item::as_text), Some("abc"));
+        assert_eq!(item_bytes(&item), canonical);
+
+        let mut boolean = vec![0x42, 0x00, 0x10, BOOLEAN, 0, 0, 0, 8];
+        boolean.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0x80, 0]);
+        let written = item_bytes(&decode(&boolean).unwrap());
+        assert_eq!(written[8..], [0, 0, 0, 0, 0, 0, 0, 1]);
     }
 
     #[test]

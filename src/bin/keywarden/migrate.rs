@@ -1,14 +1,14 @@
 //! `keywarden migrate`: the fixed-key migration over a copy of a cinder
 //! database, and its status.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use keywarden::backend::fixed::parse_hex_key;
 use keywarden::config::{BackendConfig, Config};
 use keywarden::migration::{
     CinderSqlite, EncryptedResources, HostFilter, Level, MigrationEvent, MigrationOptions, Service,
-    migrate_fixed_key, status_lines,
+    ServiceConf, migrate_fixed_key, status_lines,
 };
 use keywarden::secret::SecretBytes;
 use keywarden::{Error, ErrorKind};
@@ -153,50 +153,12 @@ fn key_source(
         return Ok((Some(parse_hex_key(hex)?), None));
     }
     if let Some(path) = &a.from_conf {
-        let (key, backend) = read_service_conf(path)?;
-        return Ok((key.map(|k| parse_hex_key(&k)).transpose()?, backend));
+        let conf = ServiceConf::read(path)?;
+        return Ok((conf.fixed_key, conf.backend));
     }
     let key = config.backends.values().find_map(|b| match b {
         BackendConfig::DangerFixedKey { fixed_key } => Some(fixed_key.clone()),
         _ => None,
     });
     Ok((key, None))
-}
-
-/// `[key_manager] fixed_key` and `backend` from an oslo.config INI file
-/// (also the old `[keymgr]` group).
-fn read_service_conf(path: &Path) -> CliResult<(Option<String>, Option<String>)> {
-    let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-        Failure::Store(
-            Error::new(
-                ErrorKind::Config,
-                format!("cannot read {}: {e}", path.display()),
-            )
-            .with_source(e),
-        )
-    })?);
-    let mut section = String::new();
-    let (mut key, mut backend) = (None, None);
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-            continue;
-        }
-        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            section = name.trim().to_owned();
-            continue;
-        }
-        if section != "key_manager" && section != "keymgr" {
-            continue;
-        }
-        if let Some((k, v)) = line.split_once('=') {
-            let value = v.trim().to_owned();
-            match k.trim() {
-                "fixed_key" if !value.is_empty() => key = Some(value),
-                "backend" | "api_class" if !value.is_empty() => backend = Some(value),
-                _ => {}
-            }
-        }
-    }
-    Ok((key, backend))
 }
