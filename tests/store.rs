@@ -6,10 +6,10 @@ mod common;
 
 use common::{Fixture, Kind, Setup, admin, ctx};
 use keywarden::ErrorKind;
-use keywarden::catalog::{Acl, Order, OrderType, Write};
+use keywarden::catalog::{Acl, Order, Write};
 use keywarden::model::{
-    Consumer, ContentType, ManagedObject, OrderId, ProjectId, SecretId, SecretMeta, SecretType,
-    Status, Timestamp, UserId,
+    Consumer, ContentType, ManagedObject, OrderId, SecretId, SecretMeta, SecretType, Status,
+    Timestamp, UserId,
 };
 use keywarden::secret::SecretBytes;
 use keywarden::store::{KeyOrder, KeyPairOrder, ListQuery, NewSecret};
@@ -1005,44 +1005,29 @@ fn a_failed_replace_leaves_the_old_content(kind: &Kind) {
     assert_eq!(f.store.operator().verify_secrets().unwrap().failed.len(), 0);
 }
 
-fn key_order_row(project: &ProjectId, user: &UserId) -> Write {
-    let now = Timestamp::now();
-    Write::InsertOrder(Order {
-        id: OrderId::new_random(),
-        project_id: project.clone(),
-        creator_id: user.clone(),
-        order_type: OrderType::Key,
-        status: Status::Active,
-        name: None,
-        algorithm: "aes".into(),
-        bit_length: 256,
-        mode: None,
-        payload_content_type: None,
-        expiration: None,
-        secret_id: None,
-        container_id: None,
-        error_code: None,
-        error_reason: None,
-        created: now,
-        updated: now,
-    })
-}
-
 /// The bulk path (the fixed-key migration's): one failing batch among many
 /// leaves the others applied (after the single job for them all fails) and
 /// changes nothing itself; when all are good, all are applied.
 fn apply_each_keeps_the_good_batches_when_one_fails(kind: &Kind) {
     let f = Fixture::with(kind);
     let catalog = f.catalog();
-    let (p, u) = (ProjectId::new("p").unwrap(), UserId::new("u").unwrap());
-    let taken = key_order_row(&p, &u);
-    catalog.apply(vec![taken.clone()]).unwrap();
+    // One order in the catalog, and fresh rows like it.
+    let taken = f
+        .store
+        .create_key(&admin("p"), &KeyOrder::aes(256))
+        .unwrap();
+    let fresh = || {
+        Write::InsertOrder(Order {
+            id: OrderId::new_random(),
+            ..taken.clone()
+        })
+    };
     let orders = || catalog.counts().unwrap().orders;
 
     let outcomes = catalog.apply_each(vec![
-        vec![key_order_row(&p, &u)],
-        vec![key_order_row(&p, &u), taken],
-        vec![key_order_row(&p, &u), key_order_row(&p, &u)],
+        vec![fresh()],
+        vec![fresh(), Write::InsertOrder(taken.clone())],
+        vec![fresh(), fresh()],
     ]);
     assert!(outcomes[0].is_ok() && outcomes[2].is_ok(), "{outcomes:?}");
     assert_eq!(
@@ -1052,7 +1037,7 @@ fn apply_each_keeps_the_good_batches_when_one_fails(kind: &Kind) {
     );
     assert_eq!(orders(), 1 + 1 + 2, "the failing batch left nothing behind");
 
-    let all_good = catalog.apply_each((0..3).map(|_| vec![key_order_row(&p, &u)]).collect());
+    let all_good = catalog.apply_each((0..3).map(|_| vec![fresh()]).collect());
     assert!(all_good.iter().all(Result::is_ok), "{all_good:?}");
     assert_eq!(orders(), 4 + 3);
 }

@@ -181,13 +181,7 @@ impl fmt::Debug for MigrationOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MigrationOptions")
             .field("key_manager_backend", &self.key_manager_backend)
-            .field(
-                "fixed_key",
-                &self
-                    .fixed_key
-                    .as_ref()
-                    .map(|k| format!("[REDACTED; {} bytes]", k.len())),
-            )
+            .field("fixed_key", &self.fixed_key)
             .field("service", &self.service)
             .field("filter", &self.filter)
             .field("dry_run", &self.dry_run)

@@ -3,7 +3,6 @@
 //! `[keymgr]` group and its `api_class`), for `migrate fixed-key
 //! --from-conf`. Operator-supplied text: anything it cannot use is `Config`.
 
-use std::fmt;
 use std::path::Path;
 
 use zeroize::Zeroizing;
@@ -13,7 +12,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::secret::SecretBytes;
 
 /// The key-manager settings of an oslo.config file.
-#[derive(Clone, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct ServiceConf {
     /// The hex-decoded `fixed_key`, when one is set.
     pub fixed_key: Option<SecretBytes>,
@@ -99,21 +98,6 @@ fn assignment(line: &str) -> Option<(&str, &str)> {
         _ => value,
     };
     Some((line[..at].trim(), value))
-}
-
-impl fmt::Debug for ServiceConf {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServiceConf")
-            .field(
-                "fixed_key",
-                &self
-                    .fixed_key
-                    .as_ref()
-                    .map(|k| format!("[REDACTED, {} bytes]", k.len())),
-            )
-            .field("backend", &self.backend)
-            .finish()
-    }
 }
 
 #[cfg(test)]
