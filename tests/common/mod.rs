@@ -19,6 +19,10 @@ use keywarden::context::Context;
 use keywarden::model::{BackendId, ProjectId, UserId};
 use keywarden::store::SecretStore;
 
+/// The `keywarden` command as the CLI tests drive it.
+#[cfg(feature = "cli")]
+pub mod cli;
+
 /// The PostgreSQL server the tests use (scripts/test.sh starts one).
 pub const POSTGRES_URL_ENV: &str = "KEYWARDEN_TEST_POSTGRES_URL";
 

@@ -2,14 +2,11 @@
 //! verbs, check, backup and restore, and `catalog copy` in both directions
 //! between SQLite and PostgreSQL. The catalog URL carries a password (the
 //! test server trusts every connection) that must never be printed.
-#![cfg(all(feature = "cli", feature = "postgres"))]
 
-mod common;
+use std::path::Path;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-
-use common::{Kind, Raw, admin};
+use crate::common::cli::{Keywarden, Outcome, table_value};
+use crate::common::{Kind, Raw, admin};
 use keywarden::catalog::Acl;
 use keywarden::config::Config;
 use keywarden::model::{BackendId, Consumer, SecretId, UserId};
@@ -26,79 +23,46 @@ fn pg_catalog(kind: &Kind, dir: &Path) -> String {
     )
 }
 
-struct Run {
-    dir: tempfile::TempDir,
+/// Runs the command in `kw`'s directory with the config named `config`
+/// there; the catalog's password is never printed.
+fn run(kw: &Keywarden, config: &str, args: &[&str]) -> Outcome {
+    let out = kw.run_with_config(&kw.path(config), args);
+    assert!(
+        !out.stdout.contains(PASSWORD) && !out.stderr.contains(PASSWORD),
+        "the password was printed: {out:?}"
+    );
+    out
 }
 
-impl Run {
-    fn new() -> Self {
-        Run {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn run(&self, config: &str, args: &[&str]) -> (bool, String, String) {
-        let out: Output = Command::new(env!("CARGO_BIN_EXE_keywarden"))
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null())
-            .env_remove("KEYWARDEN_CONFIG")
-            .arg("--config")
-            .arg(self.path(config))
-            .args(args)
-            .output()
-            .unwrap();
-        let (stdout, stderr) = (
-            String::from_utf8(out.stdout).unwrap(),
-            String::from_utf8(out.stderr).unwrap(),
-        );
-        assert!(
-            !stdout.contains(PASSWORD) && !stderr.contains(PASSWORD),
-            "the password was printed: {stdout} {stderr}"
-        );
-        (out.status.success(), stdout, stderr)
-    }
-
-    fn ok(&self, config: &str, args: &[&str]) -> String {
-        let (ok, stdout, stderr) = self.run(config, args);
-        assert!(ok, "{args:?} failed: {stderr}");
-        stdout
-    }
-
-    fn refused(&self, config: &str, args: &[&str], phrase: &str) {
-        let (ok, stdout, stderr) = self.run(config, args);
-        assert!(!ok, "{args:?} succeeded: {stdout}");
-        assert!(stderr.contains(phrase), "{args:?}: {stderr}");
-    }
+fn ok(kw: &Keywarden, config: &str, args: &[&str]) -> String {
+    run(kw, config, args).assert_ok(args)
 }
 
-fn field(out: &str, name: &str) -> String {
-    out.lines()
-        .find_map(|l| {
-            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
-            (cells.len() > 2 && cells[1] == name).then(|| cells[2].to_owned())
-        })
-        .unwrap_or_else(|| panic!("no {name} in {out}"))
+fn refused(kw: &Keywarden, config: &str, args: &[&str], phrase: &str) {
+    run(kw, config, args).assert_refused(phrase);
 }
 
 #[test]
 fn init_store_get_check_backup_and_restore_on_postgres() {
     let Some(kind) = Kind::postgres() else { return };
-    let run = Run::new();
-    let url = pg_catalog(&kind, run.dir.path());
-    let out = run.ok("kw.toml", &["init", "--database", &url]);
+    let kw = Keywarden::uninitialised();
+    let url = pg_catalog(&kind, kw.dir());
+    let out = ok(&kw, "kw.toml", &["init", "--database", &url]);
     assert!(
         out.contains("Created catalog postgresql://postgres:***@"),
         "{out}"
     );
     // The catalog belongs to that config now.
-    run.refused("other.toml", &["init", "--database", &url], "already holds");
-    assert!(!run.path("other.toml").exists());
+    refused(
+        &kw,
+        "other.toml",
+        &["init", "--database", &url],
+        "already holds",
+    );
+    assert!(!kw.path("other.toml").exists());
 
-    let stored = run.ok(
+    let stored = ok(
+        &kw,
         "kw.toml",
         &[
             "secret",
@@ -109,9 +73,10 @@ fn init_store_get_check_backup_and_restore_on_postgres() {
             "kept-payload",
         ],
     );
-    let kept = field(&stored, "Secret href");
-    let gone = field(
-        &run.ok(
+    let kept = table_value(&stored, "Secret href");
+    let gone = table_value(
+        &ok(
+            &kw,
             "kw.toml",
             &[
                 "secret",
@@ -124,24 +89,24 @@ fn init_store_get_check_backup_and_restore_on_postgres() {
         ),
         "Secret href",
     );
-    let got = run.ok("kw.toml", &["secret", "get", &kept, "--payload"]);
+    let got = ok(&kw, "kw.toml", &["secret", "get", &kept, "--payload"]);
     assert!(got.contains("kept-payload"), "{got}");
-    let check = run.ok("kw.toml", &["check"]);
+    let check = ok(&kw, "kw.toml", &["check"]);
     assert!(
         check.contains("Secrets: 2 (2 with payload, all authenticated)"),
         "{check}"
     );
     assert!(check.contains("OK"), "{check}");
 
-    let backup = run.ok("kw.toml", &["backup", "--output", "b.db"]);
+    let backup = ok(&kw, "kw.toml", &["backup", "--output", "b.db"]);
     assert!(backup.contains("Backed up 2 secrets"), "{backup}");
-    run.ok("kw.toml", &["secret", "delete", &gone]);
-    run.refused("kw.toml", &["restore", "b.db"], "pass --force");
-    let restored = run.ok("kw.toml", &["restore", "b.db", "--force"]);
+    ok(&kw, "kw.toml", &["secret", "delete", &gone]);
+    refused(&kw, "kw.toml", &["restore", "b.db"], "pass --force");
+    let restored = ok(&kw, "kw.toml", &["restore", "b.db", "--force"]);
     assert!(restored.contains("Restored 2 secrets"), "{restored}");
-    let back = run.ok("kw.toml", &["secret", "get", &gone, "--payload"]);
+    let back = ok(&kw, "kw.toml", &["secret", "get", &gone, "--payload"]);
     assert!(back.contains("gone-payload"), "{back}");
-    assert!(run.ok("kw.toml", &["check"]).contains("OK"));
+    assert!(ok(&kw, "kw.toml", &["check"]).contains("OK"));
 }
 
 /// A store holding one of everything the catalog keeps.
@@ -209,20 +174,21 @@ fn populate(store: &SecretStore) -> Vec<(SecretId, String, String)> {
     written
 }
 
-fn write_config(run: &Run, name: &str, config: &Config) {
-    std::fs::write(run.path(name), config.to_toml().as_bytes()).unwrap();
+fn write_config(kw: &Keywarden, name: &str, config: &Config) {
+    std::fs::write(kw.path(name), config.to_toml().as_bytes()).unwrap();
 }
 
 #[test]
 fn catalog_copy_moves_a_whole_store_both_ways_and_verifies_it() {
     let Some(kind) = Kind::postgres() else { return };
-    let run = Run::new();
-    let mut config = Config::generate(run.path("kw.db")).unwrap();
-    write_config(&run, "kw.toml", &config);
+    let kw = Keywarden::uninitialised();
+    let mut config = Config::generate(kw.path("kw.db")).unwrap();
+    write_config(&kw, "kw.toml", &config);
     let written = populate(&SecretStore::open(&config).unwrap());
 
-    let url = pg_catalog(&kind, run.dir.path());
-    let out = run.ok(
+    let url = pg_catalog(&kind, kw.dir());
+    let out = ok(
+        &kw,
         "kw.toml",
         &["catalog", "copy", "--from", &config.catalog, "--to", &url],
     );
@@ -235,12 +201,14 @@ fn catalog_copy_moves_a_whole_store_both_ways_and_verifies_it() {
     assert!(out.contains("all 18 stored secrets authenticate"), "{out}");
 
     // A destination that holds rows is replaced only when asked.
-    run.refused(
+    refused(
+        &kw,
         "kw.toml",
         &["catalog", "copy", "--from", &config.catalog, "--to", &url],
         "--force",
     );
-    run.refused(
+    refused(
+        &kw,
         "kw.toml",
         &["catalog", "copy", "--from", &url, "--to", &url],
         "same catalog",
@@ -250,7 +218,7 @@ fn catalog_copy_moves_a_whole_store_both_ways_and_verifies_it() {
     // consumer and mapping kept.
     let sqlite_catalog = config.catalog.clone();
     config.catalog = url.clone();
-    write_config(&run, "pg.toml", &config);
+    write_config(&kw, "pg.toml", &config);
     let on_pg = SecretStore::open(&config).unwrap();
     for (id, project, payload) in &written {
         let got = on_pg.payload(&admin(project), id).unwrap();
@@ -270,7 +238,8 @@ fn catalog_copy_moves_a_whole_store_both_ways_and_verifies_it() {
         "mapping copied"
     );
     let href = format!("http://localhost:9311/v1/secrets/{}", written[3].0);
-    let got = run.ok(
+    let got = ok(
+        &kw,
         "pg.toml",
         &[
             "--os-project-id",
@@ -289,18 +258,17 @@ fn catalog_copy_moves_a_whole_store_both_ways_and_verifies_it() {
             NewSecret::new().payload_text("written on pg", Some("text/plain"), None),
         )
         .unwrap();
-    let out = run.ok(
+    let out = ok(
+        &kw,
         "pg.toml",
         &["catalog", "copy", "--from", &url, "--to", "sqlite:back.db"],
     );
     assert!(out.contains("20 secrets (19 with payload)"), "{out}");
     let mode = std::os::unix::fs::PermissionsExt::mode(
-        &std::fs::metadata(run.path("back.db"))
-            .unwrap()
-            .permissions(),
+        &std::fs::metadata(kw.path("back.db")).unwrap().permissions(),
     );
     assert_eq!(mode & 0o777, 0o600, "a new SQLite catalog is private");
-    config.catalog = format!("sqlite:{}", run.path("back.db").display());
+    config.catalog = format!("sqlite:{}", kw.path("back.db").display());
     let back = SecretStore::open(&config).unwrap();
     assert_eq!(
         back.payload(&admin("project-1"), &later)
@@ -318,14 +286,15 @@ fn catalog_copy_moves_a_whole_store_both_ways_and_verifies_it() {
 #[test]
 fn catalog_copy_refuses_a_source_the_config_cannot_open() {
     let Some(kind) = Kind::postgres() else { return };
-    let run = Run::new();
-    let config = Config::generate(run.path("kw.db")).unwrap();
-    write_config(&run, "kw.toml", &config);
+    let kw = Keywarden::uninitialised();
+    let config = Config::generate(kw.path("kw.db")).unwrap();
+    write_config(&kw, "kw.toml", &config);
     populate(&SecretStore::open(&config).unwrap());
-    let other = Config::generate(run.path("other.db")).unwrap();
-    write_config(&run, "other.toml", &other);
-    let url = pg_catalog(&kind, run.dir.path());
-    run.refused(
+    let other = Config::generate(kw.path("other.db")).unwrap();
+    write_config(&kw, "other.toml", &other);
+    let url = pg_catalog(&kind, kw.dir());
+    refused(
+        &kw,
         "other.toml",
         &["catalog", "copy", "--from", &config.catalog, "--to", &url],
         "Integrity",
