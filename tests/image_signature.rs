@@ -221,15 +221,9 @@ fn glance_guide_procedure_with_openssl() {
 fn glance_guide_procedure_through_the_keywarden_command() {
     let Some(_) = peers::openssl() else { return };
     let w = Work::new();
-    let kw = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_keywarden"))
-            .current_dir(w.dir.path())
-            .env("KEYWARDEN_CONFIG", w.path("keywarden.toml"))
-            .args(args)
-            .output()
-            .unwrap()
-    };
-    assert!(kw(&["init"]).status.success());
+    // The command runs where openssl writes its files.
+    let kw = common::cli::Keywarden::uninitialised_in(w.dir.path());
+    kw.init();
     w.run("openssl", &["genrsa", "-out", "private_key.pem", "1024"]);
     w.run(
         "openssl",
@@ -260,32 +254,25 @@ fn glance_guide_procedure_through_the_keywarden_command() {
         ],
     );
     let b64 = String::from_utf8(w.run("base64", &["new_cert.crt"])).unwrap();
-    let out = kw(&[
-        "secret",
-        "store",
-        "--name",
-        "test",
-        "--algorithm",
-        "RSA",
-        "--secret-type",
-        "certificate",
-        "--payload-content-type",
-        "application/octet-stream",
-        "--payload-content-encoding",
-        "base64",
-        "--payload",
-        b64.trim_end(),
-        "-f",
-        "value",
-        "-c",
+    let href = kw.field(
+        &[
+            "secret",
+            "store",
+            "--name",
+            "test",
+            "--algorithm",
+            "RSA",
+            "--secret-type",
+            "certificate",
+            "--payload-content-type",
+            "application/octet-stream",
+            "--payload-content-encoding",
+            "base64",
+            "--payload",
+            b64.trim_end(),
+        ],
         "Secret href",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
-    let href = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     w.write("myimage", IMAGE);
     let sig = w.sign_b64(
         "private_key.pem",
@@ -294,7 +281,7 @@ fn glance_guide_procedure_through_the_keywarden_command() {
         &["-sigopt", "rsa_padding_mode:pss"],
     );
     let verify_cli = || {
-        kw(&[
+        kw.run(&[
             "image",
             "verify",
             "--file",
@@ -310,31 +297,20 @@ fn glance_guide_procedure_through_the_keywarden_command() {
         ])
     };
     let out = verify_cli();
+    assert_eq!(out.code, Some(0), "{out:?}");
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains("Verified") && stdout.contains("True"),
-        "{stdout}"
+        out.stdout.contains("Verified") && out.stdout.contains("True"),
+        "{out:?}"
     );
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("1024 bits"),
-        "weak-key warning"
+        out.stderr.contains("1024 bits"),
+        "weak-key warning: {out:?}"
     );
 
     let mut bad = IMAGE.to_vec();
     bad[3] = b'X';
     w.write("myimage", &bad);
-    let out = verify_cli();
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("Signature does not match the image"),
-        "{stderr}"
-    );
+    verify_cli().assert_refused("Signature does not match the image");
 }
 
 /// Every hash method with every key type, and the certificate stored as

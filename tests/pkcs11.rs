@@ -14,6 +14,7 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::cli::{Keywarden, Outcome};
 use common::{admin, hsm};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, ObjectClass};
@@ -49,34 +50,33 @@ fn secret(payload: &str) -> NewSecret {
     NewSecret::new().payload_text(payload, Some("text/plain"), None)
 }
 
-/// A directory with a catalog and a config naming `software` (SimpleCrypto,
-/// the default) and `hsm` (Pkcs11 with `p11`).
+/// A keywarden installation with a catalog and a config naming `software`
+/// (SimpleCrypto, the default) and `hsm` (Pkcs11 with `p11`).
 struct Deployment {
-    dir: tempfile::TempDir,
+    kw: Keywarden,
     config: Config,
 }
 
 impl Deployment {
     fn new(p11: Pkcs11Config, default: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::generate(dir.path().join("keywarden.db")).unwrap();
+        let kw = Keywarden::uninitialised();
+        let mut config = Config::generate(kw.db()).unwrap();
         config
             .backends
             .insert(BackendId::new("hsm").unwrap(), BackendConfig::Pkcs11(p11));
         config.default_backend = BackendId::new(default).unwrap();
         // The catalog exists (an operator would have run `keywarden init`).
-        SqliteCatalog::open(dir.path().join("keywarden.db")).unwrap();
-        let d = Deployment { dir, config };
-        std::fs::write(d.config_path(), d.config.to_toml().as_bytes()).unwrap();
-        d
+        SqliteCatalog::open(kw.db()).unwrap();
+        std::fs::write(&kw.config, config.to_toml().as_bytes()).unwrap();
+        Deployment { kw, config }
     }
 
-    fn config_path(&self) -> PathBuf {
-        self.dir.path().join("keywarden.toml")
+    fn config_path(&self) -> &Path {
+        &self.kw.config
     }
 
     fn db(&self) -> PathBuf {
-        self.dir.path().join("keywarden.db")
+        self.kw.db()
     }
 
     fn reload(&mut self) {
@@ -90,26 +90,14 @@ impl Deployment {
         }
     }
 
-    /// Runs the built `keywarden` with this config.
-    fn keywarden(&self, args: &[&str]) -> Output {
-        self.keywarden_env(args, &[])
+    /// Runs the built `keywarden` with this config; must succeed quietly.
+    fn ok(&self, args: &[&str]) -> String {
+        self.kw.ok(args)
     }
 
-    fn keywarden_env(&self, args: &[&str], env: &[(&str, &Path)]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_keywarden"));
-        cmd.arg("--config").arg(self.config_path()).args(args);
-        for var in [
-            "KEYWARDEN_CONFIG",
-            "OS_PROJECT_ID",
-            "OS_USER_ID",
-            "OS_ROLES",
-        ] {
-            cmd.env_remove(var);
-        }
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        cmd.output().unwrap()
+    /// Runs the built `keywarden` with this config, and `env` set.
+    fn run_env(&self, args: &[&str], env: &[(&str, &Path)]) -> Outcome {
+        Outcome::of(self.kw.command().envs(env.iter().copied()).args(args))
     }
 }
 
@@ -119,17 +107,6 @@ fn stdout(o: &Output) -> String {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn ok(o: Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status,
-        stdout(&o),
-        stderr(&o)
-    );
-    stdout(&o)
 }
 
 /// `pkcs11-tool --list-objects` of the test token, one block per object.
@@ -180,20 +157,14 @@ fn hsm_init_is_explicit_and_the_master_kek_never_leaves_the_token() {
         "{e}"
     );
     assert!(e.to_string().contains("keywarden hsm init"), "{e}");
-    let refused = d.keywarden(&["check"]);
-    assert!(!refused.status.success());
-    assert!(
-        stderr(&refused).contains("keywarden hsm init"),
-        "{}",
-        stderr(&refused)
-    );
+    d.kw.run(&["check"]).assert_refused("keywarden hsm init");
     assert!(
         object_block(&list_objects(), &mkek).is_none(),
         "nothing was created silently"
     );
 
     // `keywarden hsm init` creates both, once.
-    let first = ok(d.keywarden(&["hsm", "init"]));
+    let first = d.ok(&["hsm", "init"]);
     assert!(
         first.contains(&format!("master KEK {mkek:?} created")),
         "{first}"
@@ -202,7 +173,7 @@ fn hsm_init_is_explicit_and_the_master_kek_never_leaves_the_token() {
         first.contains(&format!("HMAC key {hmac:?} created")),
         "{first}"
     );
-    let again = ok(d.keywarden(&["hsm", "init"]));
+    let again = d.ok(&["hsm", "init"]);
     assert!(again.contains("already present"), "{again}");
     assert_eq!(again.matches("already present").count(), 2, "{again}");
 
@@ -309,17 +280,12 @@ fn a_missing_mechanism_is_named_and_cbc_hmac_works_without_gcm() {
     conf.push_str(
         "\nslots.mechanisms = CKM_AES_KEY_GEN,CKM_GENERIC_SECRET_KEY_GEN,CKM_AES_KEY_WRAP,CKM_AES_KEY_WRAP_PAD,CKM_AES_CBC_PAD,CKM_SHA256_HMAC\n",
     );
-    let no_gcm = d.dir.path().join("softhsm2-no-gcm.conf");
+    let no_gcm = d.kw.path("softhsm2-no-gcm.conf");
     std::fs::write(&no_gcm, conf).unwrap();
     let env = [("SOFTHSM2_CONF", no_gcm.as_path())];
 
-    let refused = d.keywarden_env(&["check"], &env);
-    assert!(!refused.status.success());
-    assert!(
-        stderr(&refused).contains("does not offer CKM_AES_GCM (encryption_mechanism)"),
-        "{}",
-        stderr(&refused)
-    );
+    d.run_env(&["check"], &env)
+        .assert_refused("does not offer CKM_AES_GCM (encryption_mechanism)");
 
     // A mechanism that still authenticates: CBC in the token, HMAC in the token.
     let mut text = std::fs::read_to_string(d.config_path()).unwrap();
@@ -333,21 +299,20 @@ fn a_missing_mechanism_is_named_and_cbc_hmac_works_without_gcm() {
         d.p11().encryption_mechanism,
         EncryptionMechanism::AesCbcPadHmac
     );
-    let stored = ok(d.keywarden_env(
-        &[
-            "secret",
-            "store",
-            "-p",
-            "cbc payload",
-            "-f",
-            "value",
-            "-c",
-            "Secret href",
-        ],
-        &env,
-    ));
+    let args = [
+        "secret",
+        "store",
+        "-p",
+        "cbc payload",
+        "-f",
+        "value",
+        "-c",
+        "Secret href",
+    ];
+    let stored = d.run_env(&args, &env).assert_ok(&args);
     let href = stored.trim();
-    let got = ok(d.keywarden_env(&["secret", "get", href, "--payload", "-f", "value"], &env));
+    let args = ["secret", "get", href, "--payload", "-f", "value"];
+    let got = d.run_env(&args, &env).assert_ok(&args);
     assert_eq!(got.trim(), "cbc payload");
 }
 
@@ -358,10 +323,8 @@ fn a_wrong_pin_names_the_function_and_return_value() {
     p11.pin = SecretBytes::copy_from(b"not-the-pin");
     // A child process: in this one the token may already be logged in.
     let d = Deployment::new(p11, "hsm");
-    let out = d.keywarden(&["check"]);
-    assert!(!out.status.success());
-    let err = stderr(&out);
-    assert!(err.contains("C_Login returned CKR_PIN_INCORRECT"), "{err}");
+    let err =
+        d.kw.refused(&["check"], "C_Login returned CKR_PIN_INCORRECT");
     assert!(!err.contains("not-the-pin"), "{err}");
 }
 
@@ -447,14 +410,11 @@ fn hsm_rotate_rewraps_project_keks_in_the_token_without_touching_secrets() {
     need_token!();
     let (mkek, hmac) = hsm::unique_labels("rot");
     let mut d = Deployment::new(hsm::config(&mkek, &hmac), "hsm");
-    ok(d.keywarden(&["hsm", "init"]));
+    d.ok(&["hsm", "init"]);
     // `kek rotate` is SimpleCrypto's; it says so rather than doing nothing.
-    let refused = d.keywarden(&["kek", "rotate", "--backend", "hsm"]);
-    assert!(!refused.status.success());
-    assert!(
-        stderr(&refused).contains("keywarden hsm rotate"),
-        "{}",
-        stderr(&refused)
+    d.kw.refused(
+        &["kek", "rotate", "--backend", "hsm"],
+        "keywarden hsm rotate",
     );
     let store = SecretStore::open(&d.config).unwrap();
     let ids: Vec<_> = (0..3)
@@ -480,14 +440,14 @@ fn hsm_rotate_rewraps_project_keks_in_the_token_without_touching_secrets() {
     );
 
     let new_label = format!("{mkek}-2");
-    let out = ok(d.keywarden(&[
+    let out = d.ok(&[
         "hsm",
         "rotate",
         "--backend",
         "hsm",
         "--new-label",
         &new_label,
-    ]));
+    ]);
     assert!(
         out.contains("3 project KEKs rewrapped in the token; secrets untouched"),
         "{out}"
@@ -512,7 +472,7 @@ fn hsm_rotate_rewraps_project_keks_in_the_token_without_touching_secrets() {
     }
 
     // The retired label can go; the new master KEK alone opens everything.
-    let pruned = ok(d.keywarden(&["hsm", "prune", "--backend", "hsm"]));
+    let pruned = d.ok(&["hsm", "prune", "--backend", "hsm"]);
     assert!(pruned.contains(&mkek), "{pruned}");
     d.reload();
     assert!(d.p11().retired_mkek_labels.is_empty());

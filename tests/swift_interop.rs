@@ -121,10 +121,13 @@ fn body(len: usize, seed: u8) -> Vec<u8> {
 
 /// Runs tests/peers/swift_keys.py on `job`.
 fn swift(python: &std::path::Path, s: &Setup, job: &Value) -> Value {
-    let mut child = Command::new(python)
+    let mut command = Command::new(python);
+    // swift_keys.py runs `keywarden`: none of our variables reach it but these.
+    common::cli::isolate(&mut command);
+    let mut child = command
         .arg(peers::dir().join("swift_keys.py"))
         .env("PYTHONPATH", peers::dir())
-        .env("KEYWARDEN_BIN", env!("CARGO_BIN_EXE_keywarden"))
+        .env("KEYWARDEN_BIN", common::cli::BIN)
         .env("KEYWARDEN_CONFIG", &s.config_path)
         .env("OS_PROJECT_ID", "swift")
         .stdin(Stdio::piped())
