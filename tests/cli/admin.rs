@@ -261,8 +261,7 @@ fn migrate_fixed_key_from_a_cinder_conf_then_status() {
     );
     assert!(status.stdout.contains("Keep fixed_key"), "{status:?}");
 
-    // Dry run changes nothing.
-    let dry = kw.run(&[
+    let migrate = [
         "migrate",
         "fixed-key",
         "--db",
@@ -271,8 +270,9 @@ fn migrate_fixed_key_from_a_cinder_conf_then_status() {
         "node-1",
         "--from-conf",
         "cinder.conf",
-        "--dry-run",
-    ]);
+    ];
+    // Dry run changes nothing.
+    let dry = kw.run(&[&migrate[..], &["--dry-run"]].concat());
     assert_eq!(dry.code, Some(0), "{dry:?}");
     assert!(
         dry.stdout.contains("2 item(s) would be migrated"),
@@ -289,19 +289,7 @@ fn migrate_fixed_key_from_a_cinder_conf_then_status() {
         project: "service",
         roles: "creator",
     };
-    let out = kw.run_as(
-        &cinder,
-        &[
-            "migrate",
-            "fixed-key",
-            "--db",
-            db_arg,
-            "--host",
-            "node-1",
-            "--from-conf",
-            "cinder.conf",
-        ],
-    );
+    let out = kw.run_as(&cinder, &migrate);
     let (stdout, stderr) = (&out.stdout, &out.stderr);
     assert_eq!(out.code, Some(0), "{stderr}");
     assert!(
