@@ -24,7 +24,9 @@
 # unauthenticated-context pipeline (X-Project-Id, X-User-Id, X-Roles) with
 # our filter for the upstream `request_id` AttributeError
 # (scripts/barbican_app.py), the legacy (Queens) policy
-# (`enforce_new_defaults = False`), hrefs derived from the request,
+# (`enforce_new_defaults = False`), refs from `host_href =
+# http://127.0.0.1:PORT` (as keywarden's configured host_href;
+# KEYWARDEN_BARBICAN_HOST_HREF= (empty) derives them from each request),
 # gunicorn with as many sync workers as cores, 127.0.0.1 only. With
 # KEYWARDEN_BARBICAN_DEFAULT_PROJECT set, requests without X-Project-Id get
 # that project (Barbican itself answers them 400), as keywarden's default
@@ -62,13 +64,14 @@ installed() {
 # the config from oslo.config's default places, so the server runs with
 # HOME=DIR, where `~/.barbican/barbican.conf` is the first of them.
 configure() {
-    local dir=$1 auto_create=$2
+    local dir=$1 port=$2 auto_create=$3
     mkdir -p "$dir/.barbican"
     if [ ! -f "$dir/kek" ]; then
         (umask 077 && openssl rand -base64 32 >"$dir/kek")
     fi
     cat >"$dir/.barbican/barbican.conf" <<EOF
 [DEFAULT]
+host_href = ${KEYWARDEN_BARBICAN_HOST_HREF-http://127.0.0.1:$port}
 db_auto_create = $auto_create
 log_file = $dir/barbican.log
 debug = False
@@ -151,13 +154,13 @@ serve)
     port=${2:?port}
     # The schema is made once, before the workers start (each worker
     # creating it at once races on SQLite).
-    configure "$dir" True
+    configure "$dir" "$port" True
     HOME=$dir KEYWARDEN_BARBICAN_DIR=$dir PYTHONPATH=$root/scripts \
         "$venv/bin/python" -c 'import barbican_app' >>"$dir/init.log" 2>&1 || {
         cat "$dir/init.log" >&2
         exit 1
     }
-    configure "$dir" False
+    configure "$dir" "$port" False
     export KEYWARDEN_BARBICAN_DIR=$dir HOME=$dir
     exec "$venv/bin/python" -m gunicorn --chdir "$root/scripts" \
         --bind "127.0.0.1:$port" --workers "$(nproc)" --worker-class sync \
