@@ -115,6 +115,15 @@ def rsa_material():
 
 PRIVATE_PEM, PUBLIC_PEM, CERT_PEM = rsa_material()
 KEY32 = os.urandom(32)
+# One payload per secret type; every_secret_type stores each, under STORED[type].
+PAYLOADS = {
+    "symmetric": KEY32,
+    "opaque": b"\x00\x01opaque\xff",
+    "passphrase": "correct horse battery staple",
+    "private": PRIVATE_PEM,
+    "public": PUBLIC_PEM,
+    "certificate": CERT_PEM,
+}
 STORED = {}
 
 
@@ -200,15 +209,7 @@ def explicit_base64_content_encoding():
 
 @check
 def every_secret_type():
-    payloads = {
-        "symmetric": KEY32,
-        "opaque": b"\x00\x01opaque\xff",
-        "passphrase": "correct horse battery staple",
-        "private": PRIVATE_PEM,
-        "public": PUBLIC_PEM,
-        "certificate": CERT_PEM,
-    }
-    for secret_type, payload in payloads.items():
+    for secret_type, payload in PAYLOADS.items():
         ref = store(name=f"{secret_type}-{RUN}", payload=payload, secret_type=secret_type)
         s = CREATOR.secrets.get(ref)
         assert s.secret_type == secret_type, (secret_type, s.secret_type)
@@ -355,39 +356,45 @@ def generic_container_with_consumers():
     expect_status(404, CREATOR.containers.get, ref)
 
 
+def typed_container(factory, class_name, name, **members):
+    """Stores a container of `factory`, its members the stored secrets of
+    the types named; checks what GET gives back, member by member."""
+    chosen = {member: CREATOR.secrets.get(STORED[kind]) for member, kind in members.items()}
+    ref = factory(name=name, **chosen).store()
+    got = CREATOR.containers.get(ref)
+    assert type(got).__name__ == class_name, type(got)
+    assert got.name == name
+    for member, kind in members.items():
+        assert getattr(got, member).payload == PAYLOADS[kind], member
+    return ref, got
+
+
 @check
 def rsa_container():
-    c = CREATOR.containers.create_rsa(
-        name="rsa-" + RUN,
-        public_key=CREATOR.secrets.get(STORED["public"]),
-        private_key=CREATOR.secrets.get(STORED["private"]),
-        private_key_passphrase=CREATOR.secrets.get(STORED["passphrase"]),
+    ref, _ = typed_container(
+        CREATOR.containers.create_rsa,
+        "RSAContainer",
+        "rsa-" + RUN,
+        public_key="public",
+        private_key="private",
+        private_key_passphrase="passphrase",
     )
-    ref = c.store()
-    got = CREATOR.containers.get(ref)
-    assert type(got).__name__ == "RSAContainer", type(got)
-    assert got.public_key.payload == PUBLIC_PEM
-    assert got.private_key.payload == PRIVATE_PEM
-    assert got.private_key_passphrase.payload == "correct horse battery staple"
     assert [x.container_ref for x in CREATOR.containers.list(type="rsa")] == [ref]
     STORED["rsa_container"] = ref
 
 
 @check
 def certificate_container():
-    c = CREATOR.containers.create_certificate(
-        name="cert-" + RUN,
-        certificate=CREATOR.secrets.get(STORED["certificate"]),
-        private_key=CREATOR.secrets.get(STORED["private"]),
-        intermediates=CREATOR.secrets.get(STORED["opaque"]),
+    ref, got = typed_container(
+        CREATOR.containers.create_certificate,
+        "CertificateContainer",
+        "cert-" + RUN,
+        certificate="certificate",
+        private_key="private",
+        intermediates="opaque",
     )
-    ref = c.store()
-    got = CREATOR.containers.get(ref)
-    assert type(got).__name__ == "CertificateContainer", type(got)
-    assert got.certificate.payload == CERT_PEM
-    assert got.private_key.payload == PRIVATE_PEM
-    assert got.intermediates.payload == b"\x00\x01opaque\xff"
     assert got.private_key_passphrase is None
+    assert [x.container_ref for x in CREATOR.containers.list(type="certificate")] == [ref]
     STORED["cert_container"] = ref
 
 
