@@ -12,7 +12,7 @@ use crate::model::{BackendId, SecretId, Timestamp};
 use super::audit::{Actor, audited, record};
 use super::{SecretStore, scope};
 
-/// What `check` found.
+/// What [`Operator::check`] found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StoreReport {
     pub counts: Counts,
@@ -32,7 +32,27 @@ pub struct Operator<'a> {
     pub(super) store: &'a SecretStore,
 }
 
-impl Operator<'_> {
+impl<'a> Operator<'a> {
+    /// Verifies every backend's keys against the catalog and counts rows.
+    pub fn check(&self) -> Result<StoreReport> {
+        let mut backends = BTreeMap::new();
+        for (id, b) in &self.store.backends {
+            backends.insert(id.clone(), b.verify()?);
+        }
+        Ok(StoreReport {
+            counts: self.store.catalog.counts()?,
+            backends,
+        })
+    }
+
+    /// The configured backend ids and the global default.
+    pub fn backend_ids(&self) -> (Vec<BackendId>, &'a BackendId) {
+        (
+            self.store.backends.keys().cloned().collect(),
+            &self.store.default_backend,
+        )
+    }
+
     /// Rewraps `backend`'s project KEKs under its active master KEK in one
     /// transaction (master-KEK rotation). Secrets are not re-encrypted.
     pub fn rewrap_project_keks(&self, backend: &BackendId) -> Result<usize> {
@@ -87,27 +107,5 @@ impl Operator<'_> {
     /// migrations, benchmarks and tests that must write rows directly.
     pub fn danger_catalog(&self) -> &Arc<dyn Catalog> {
         &self.store.catalog
-    }
-}
-
-impl SecretStore {
-    /// The configured backend ids and the global default.
-    pub fn backend_ids(&self) -> (Vec<BackendId>, &BackendId) {
-        (
-            self.backends.keys().cloned().collect(),
-            &self.default_backend,
-        )
-    }
-
-    /// Verifies every backend's keys against the catalog and counts rows.
-    pub fn check(&self) -> Result<StoreReport> {
-        let mut backends = BTreeMap::new();
-        for (id, b) in &self.backends {
-            backends.insert(id.clone(), b.verify()?);
-        }
-        Ok(StoreReport {
-            counts: self.catalog.counts()?,
-            backends,
-        })
     }
 }
