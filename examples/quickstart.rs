@@ -118,7 +118,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     store.delete_secret(&alice, &id, true)?;
-    let report = store.check()?;
+    let report = store.operator().check()?;
     println!(
         "check: {} secrets, {} orders, {} containers; KEKs open",
         report.counts.secrets, report.counts.orders, report.counts.containers

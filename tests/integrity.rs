@@ -195,12 +195,12 @@ fn master_kek_rotation_rewraps_without_touching_secrets(kind: &Kind) {
         },
     );
     let store = SecretStore::open(&rotated).unwrap();
-    let report = store.check().unwrap();
+    let report = store.operator().check().unwrap();
     assert_eq!(
         report.backends[&rotated.default_backend].wrapped_by_retired,
         3
     );
-    let backend_ids = store.backend_ids();
+    let backend_ids = store.operator().backend_ids();
     assert_eq!(backend_ids.0.len(), 1);
     let n = store
         .operator()

@@ -636,7 +636,7 @@ fn mixed_deployment_with_a_project_moved_to_the_hsm() {
             .len(),
         32
     );
-    let report = store.check().unwrap();
+    let report = store.operator().check().unwrap();
     assert_eq!(
         report.backends[&BackendId::new("software").unwrap()].project_keks,
         2

@@ -26,7 +26,7 @@ use crate::context::Context;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{SecretId, UserId};
 use crate::secret::SecretBytes;
-use crate::store::SecretStore;
+use crate::store::{SecretStore, migrated};
 
 mod cinder;
 mod service_conf;
@@ -376,7 +376,7 @@ fn migrate_items(
             })
             .collect();
         crash_point(&mut writes)?;
-        let outcomes = match store.store_migrated_keys(ctx, &wanted, key, FIXED_KEY_ALGORITHM) {
+        let outcomes = match migrated::store_keys(store, ctx, &wanted, key, FIXED_KEY_ALGORITHM) {
             Ok(outcomes) => outcomes,
             Err(e) if e.kind() == ErrorKind::PermissionDenied => {
                 // The service identity may not create secrets (it lacks the

@@ -11,7 +11,8 @@ use crate::model::{
 };
 use crate::policy::{Entity, Target};
 use crate::secret::SecretBytes;
-use crate::store::{SecretStore, audit, check_len};
+use crate::store::audit::audited;
+use crate::store::{SecretStore, check_len};
 
 /// Symmetric algorithms Barbican's simple_crypto generates (besides AES).
 const OTHER_SYMMETRIC: [&str; 6] = [
@@ -138,9 +139,9 @@ impl SecretStore {
     /// written; a key the backend cannot make gives an order in ERROR.
     pub fn create_key(&self, ctx: &Context, req: &KeyOrder) -> Result<Order> {
         let id = OrderId::new_random();
-        let out = self.create_key_inner(ctx, id, req);
-        audit(ctx, "orders:post", &id, &out);
-        out
+        audited(ctx, "orders:post", &id, || {
+            self.create_key_inner(ctx, id, req)
+        })
     }
 
     fn create_key_inner(&self, ctx: &Context, id: OrderId, req: &KeyOrder) -> Result<Order> {
@@ -238,9 +239,9 @@ impl SecretStore {
     /// passphrase in an `rsa` container, and records the order.
     pub fn create_key_pair(&self, ctx: &Context, req: &KeyPairOrder) -> Result<Order> {
         let id = OrderId::new_random();
-        let out = self.create_key_pair_inner(ctx, id, req);
-        audit(ctx, "orders:post", &id, &out);
-        out
+        audited(ctx, "orders:post", &id, || {
+            self.create_key_pair_inner(ctx, id, req)
+        })
     }
 
     fn create_key_pair_inner(
@@ -360,13 +361,11 @@ impl SecretStore {
 
     /// An order of the caller's project (`order:get`).
     pub fn order(&self, ctx: &Context, id: &OrderId) -> Result<Order> {
-        let out = (|| {
+        audited(ctx, "order:get", id, || {
             let order = self.visible_order(ctx, id)?;
             self.authorize("order:get", ctx, &self.order_target(ctx, &order))?;
             Ok(order)
-        })();
-        audit(ctx, "order:get", id, &out);
-        out
+        })
     }
 
     /// The caller's project's orders (`orders:get`).
@@ -376,7 +375,7 @@ impl SecretStore {
         limit: Option<i64>,
         offset: Option<i64>,
     ) -> Result<Page<Order>> {
-        let out = (|| {
+        audited(ctx, "orders:list", &ctx.project_id, || {
             self.authorize("orders:get", ctx, &self.project_target(ctx))?;
             let q = super::ListQuery {
                 limit,
@@ -385,31 +384,25 @@ impl SecretStore {
             };
             self.catalog
                 .list_orders(&ctx.project_id, q.effective_limit(), q.effective_offset())
-        })();
-        audit(ctx, "orders:list", &ctx.project_id, &out);
-        out
+        })
     }
 
     /// Deletes an order record; what it made stays (`order:delete`).
     pub fn delete_order(&self, ctx: &Context, id: &OrderId) -> Result<()> {
-        let out = (|| {
+        audited(ctx, "order:delete", id, || {
             let order = self.visible_order(ctx, id)?;
             self.authorize("order:delete", ctx, &self.order_target(ctx, &order))?;
             self.catalog.apply(vec![Write::DeleteOrder(*id)])
-        })();
-        audit(ctx, "order:delete", id, &out);
-        out
+        })
     }
 
     /// A container of the caller's project (`container:get`).
     pub fn container(&self, ctx: &Context, id: &ContainerId) -> Result<Container> {
-        let out = (|| {
+        audited(ctx, "container:get", id, || {
             let c = self.visible_container(ctx, id)?;
             self.authorize("container:get", ctx, &self.container_target(ctx, &c))?;
             Ok(c)
-        })();
-        audit(ctx, "container:get", id, &out);
-        out
+        })
     }
 
     /// The caller's project's containers (`containers:get`).
@@ -419,7 +412,7 @@ impl SecretStore {
         limit: Option<i64>,
         offset: Option<i64>,
     ) -> Result<Page<Container>> {
-        let out = (|| {
+        audited(ctx, "containers:list", &ctx.project_id, || {
             self.authorize("containers:get", ctx, &self.project_target(ctx))?;
             let q = super::ListQuery {
                 limit,
@@ -428,20 +421,16 @@ impl SecretStore {
             };
             self.catalog
                 .list_containers(&ctx.project_id, q.effective_limit(), q.effective_offset())
-        })();
-        audit(ctx, "containers:list", &ctx.project_id, &out);
-        out
+        })
     }
 
     /// Deletes a container; its secrets stay (`container:delete`).
     pub fn delete_container(&self, ctx: &Context, id: &ContainerId) -> Result<()> {
-        let out = (|| {
+        audited(ctx, "container:delete", id, || {
             let c = self.visible_container(ctx, id)?;
             self.authorize("container:delete", ctx, &self.container_target(ctx, &c))?;
             self.catalog.apply(vec![Write::DeleteContainer(*id)])
-        })();
-        audit(ctx, "container:delete", id, &out);
-        out
+        })
     }
 
     fn visible_order(&self, ctx: &Context, id: &OrderId) -> Result<Order> {

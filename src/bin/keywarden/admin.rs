@@ -232,7 +232,7 @@ pub fn kek_rotate(config_path: &Path, only: Option<&str>) -> CliResult<String> {
 /// `keywarden kek prune`: removes retired master KEKs that wrap nothing.
 pub fn kek_prune(config_path: &Path) -> CliResult<String> {
     let (mut config, store) = open_store(config_path)?;
-    let report = store.check()?;
+    let report = store.operator().check()?;
     let mut pruned = 0;
     for (id, backend) in config.backends.iter_mut() {
         let BackendConfig::SimpleCrypto {
@@ -269,7 +269,7 @@ pub fn kek_prune(config_path: &Path) -> CliResult<String> {
 /// KEKs), every stored secret authenticates, and the counts.
 pub fn check(config_path: &Path) -> CliResult<String> {
     let (config, store) = open_store(config_path)?;
-    let report = store.check()?;
+    let report = store.operator().check()?;
     progress("Authenticating every stored secret…");
     let secrets = store.operator().verify_secrets()?;
     progress_done();

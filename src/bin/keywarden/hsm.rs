@@ -107,6 +107,7 @@ fn prune(config_path: &Path, backend: &str) -> CliResult<String> {
     let (mut config, store) = open_store(config_path)?;
     let id = BackendId::new(backend)?;
     let still = store
+        .operator()
         .check()?
         .backends
         .get(&id)

@@ -1,0 +1,59 @@
+//! The project -> backend mapping (Barbican's "preferred secret store"):
+//! where a project's new secrets go.
+
+use crate::catalog::Write;
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::model::BackendId;
+
+use super::SecretStore;
+use super::audit::audited;
+
+impl SecretStore {
+    /// Maps the caller's project to `backend` for its new secrets
+    /// (`secretstore_preferred:post`, Barbican's "preferred secret store").
+    /// Existing secrets stay with the backend that stored them.
+    pub fn set_project_backend(&self, ctx: &Context, backend: &BackendId) -> Result<()> {
+        audited(ctx, "secretstore_preferred:post", &ctx.project_id, || {
+            self.authorize("secretstore_preferred:post", ctx, &self.project_target(ctx))?;
+            if !self.backends.contains_key(backend) {
+                return Err(Error::invalid(
+                    "backend",
+                    format!("backend {backend} is not configured"),
+                ));
+            }
+            self.catalog.apply(vec![Write::SetProjectBackend {
+                project: ctx.project_id.clone(),
+                backend: Some(backend.clone()),
+            }])
+        })
+    }
+
+    /// The backend the caller's project's new secrets go to, and whether
+    /// that comes from a mapping (`true`) or the global default (`false`).
+    pub fn project_backend(&self, ctx: &Context) -> Result<(BackendId, bool)> {
+        audited(ctx, "secretstores:get", &ctx.project_id, || {
+            self.authorize("secretstores:get", ctx, &self.project_target(ctx))?;
+            Ok(match self.catalog.project_backend(&ctx.project_id)? {
+                Some(b) => (b, true),
+                None => (self.default_backend.clone(), false),
+            })
+        })
+    }
+
+    /// Removes the caller's project's mapping; it falls back to the global
+    /// default (`secretstore_preferred:delete`).
+    pub fn clear_project_backend(&self, ctx: &Context) -> Result<()> {
+        audited(ctx, "secretstore_preferred:delete", &ctx.project_id, || {
+            self.authorize(
+                "secretstore_preferred:delete",
+                ctx,
+                &self.project_target(ctx),
+            )?;
+            self.catalog.apply(vec![Write::SetProjectBackend {
+                project: ctx.project_id.clone(),
+                backend: None,
+            }])
+        })
+    }
+}
