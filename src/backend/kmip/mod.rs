@@ -541,7 +541,7 @@ fn pem_encode(label: &str, der: &SecretBytes) -> Result<SecretBytes> {
 fn rsa_private_pkcs1_to_pkcs8_pem(der: &SecretBytes) -> Result<SecretBytes> {
     use rsa::pkcs1::DecodeRsaPrivateKey;
     use rsa::pkcs8::EncodePrivateKey;
-    let key = rsa::RsaPrivateKey::from_pkcs1_der(der.expose_secret()).map_err(|_| {
+    let key = rsa::PrivateKey::from_pkcs1_der(der.expose_secret()).map_err(|_| {
         message::malformed(Operation::Get, "a PKCS#1 private key that does not parse")
     })?;
     let pem = key
@@ -553,7 +553,7 @@ fn rsa_private_pkcs1_to_pkcs8_pem(der: &SecretBytes) -> Result<SecretBytes> {
 fn rsa_public_pkcs1_to_spki_pem(der: &SecretBytes) -> Result<SecretBytes> {
     use rsa::pkcs1::DecodeRsaPublicKey;
     use rsa::pkcs8::EncodePublicKey;
-    let key = rsa::RsaPublicKey::from_pkcs1_der(der.expose_secret()).map_err(|_| {
+    let key = rsa::PublicKey::from_pkcs1_der(der.expose_secret()).map_err(|_| {
         message::malformed(Operation::Get, "a PKCS#1 public key that does not parse")
     })?;
     let pem = key
