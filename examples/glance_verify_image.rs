@@ -19,7 +19,6 @@ use keywarden::context::Context;
 use keywarden::model::{ProjectId, SecretType, UserId};
 use keywarden::signature::{Failure, ImageSignature, ImageVerifier, VerifyOptions};
 use keywarden::store::{NewSecret, SecretStore};
-use rsa::RsaPrivateKey;
 use rsa::signature::hazmat::PrehashSigner as _;
 use sha2::{Digest as _, Sha256};
 use x509_cert::builder::{Builder as _, CertificateBuilder, profile::cabf};
@@ -40,7 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The image owner's key and self-signed certificate (`openssl genrsa`,
     // `openssl req`, `openssl x509 -req -signkey` in the guide).
-    let key = RsaPrivateKey::new(&mut UnwrapErr(SysRng), 2048)?;
+    let key = rsa::PrivateKey::new(&mut UnwrapErr(SysRng), 2048)?;
     let cert_pem = self_signed_pem(&key)?;
     // `openstack secret store --secret-type certificate
     //  --payload-content-type application/octet-stream
@@ -121,7 +120,7 @@ fn upload(
 }
 
 /// A self-signed certificate for `key`, valid for a year, as PEM.
-fn self_signed_pem(key: &RsaPrivateKey) -> Result<String, Box<dyn std::error::Error>> {
+fn self_signed_pem(key: &rsa::PrivateKey) -> Result<String, Box<dyn std::error::Error>> {
     let signer = rsa::pkcs1v15::SigningKey::<Sha256>::new(key.clone());
     let spki = SubjectPublicKeyInfoOwned::from_key(&key.to_public_key())?;
     let builder = CertificateBuilder::new(

@@ -37,18 +37,6 @@ pub(crate) fn fill_random(buf: &mut [u8]) -> Result<()> {
     })
 }
 
-/// Constant-time comparison of two byte strings (lengths are not secret).
-pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut diff = 0u8;
-    for (x, y) in a.iter().zip(b) {
-        diff |= x ^ y;
-    }
-    std::hint::black_box(diff) == 0
-}
-
 /// A wrapping key ready to seal and open envelopes: the two derived subkeys.
 pub(crate) struct SealKey {
     enc: Zeroizing<[u8; 32]>,
@@ -87,7 +75,7 @@ impl SealKey {
         let mut cipher = Aes256Ctr::new_from_slices(self.enc.as_ref(), &nonce)
             .expect("key and nonce lengths are fixed by the types");
         cipher.apply_keystream(&mut out[body_start..]);
-        let tag = self.tag(binding, &out);
+        let tag = self.mac(binding, &out).finalize().into_bytes();
         out.extend_from_slice(&tag);
         Ok(out)
     }
@@ -99,10 +87,10 @@ impl SealKey {
             return Err(Error::integrity());
         }
         let (signed, tag) = envelope.split_at(envelope.len() - TAG_LEN);
-        let expected = self.tag(binding, signed);
-        if !ct_eq(&expected, tag) {
-            return Err(Error::integrity());
-        }
+        // Constant time: hmac compares through `subtle`.
+        self.mac(binding, signed)
+            .verify_slice(tag)
+            .map_err(|_| Error::integrity())?;
         let nonce = &signed[1..1 + NONCE_LEN];
         let mut plain = signed[1 + NONCE_LEN..].to_vec();
         let mut cipher = Aes256Ctr::new_from_slices(self.enc.as_ref(), nonce)
@@ -111,7 +99,8 @@ impl SealKey {
         Ok(SecretBytes::new(plain))
     }
 
-    fn tag(&self, binding: &[&[u8]], signed: &[u8]) -> [u8; TAG_LEN] {
+    /// The HMAC over `binding` and `signed`, ready to finalise or verify.
+    fn mac(&self, binding: &[&[u8]], signed: &[u8]) -> HmacSha256 {
         let mut mac = <HmacSha256 as KeyInit>::new_from_slice(self.mac.as_ref())
             .expect("HMAC accepts any key length");
         // Length-prefix each binding part so ("ab","c") and ("a","bc") differ.
@@ -121,9 +110,7 @@ impl SealKey {
             mac.update(part);
         }
         mac.update(signed);
-        let mut out = [0u8; TAG_LEN];
-        out.copy_from_slice(&mac.finalize().into_bytes());
-        out
+        mac
     }
 }
 

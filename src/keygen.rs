@@ -23,7 +23,7 @@ use rsa::pkcs8::{
     EncodePrivateKey as _, EncodePublicKey as _, EncryptedPrivateKeyInfoRef, LineEnding,
     PrivateKeyInfoRef,
 };
-use rsa::{RsaPrivateKey, traits::PublicKeyParts as _};
+use rsa::traits::PublicKeyParts as _;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::secret::SecretBytes;
@@ -138,7 +138,7 @@ pub fn generate_rsa(bits: u32, passphrase: Option<&SecretBytes>) -> Result<RsaKe
     crate::crypto::fill_random(&mut [0u8; 16])?;
     let mut rng = UnwrapErr(SysRng);
     // Lossless: bits is one of RSA_BITS.
-    let key = RsaPrivateKey::new(&mut rng, bits as usize).map_err(|e| {
+    let key = rsa::PrivateKey::new(&mut rng, bits as usize).map_err(|e| {
         Error::new(ErrorKind::Unsupported, "RSA key generation failed").with_source(e)
     })?;
     debug_assert_eq!(key.size() * 8, bits as usize);
@@ -194,7 +194,6 @@ mod tests {
     use std::io::Write as _;
     use std::process::{Command, Stdio};
 
-    use rsa::RsaPublicKey;
     use rsa::pkcs8::{DecodePrivateKey as _, DecodePublicKey as _, SecretDocument};
 
     use super::*;
@@ -204,15 +203,16 @@ mod tests {
     }
 
     #[track_caller]
-    fn assert_parses_and_matches(pair: &RsaKeyPair, passphrase: Option<&[u8]>) -> RsaPrivateKey {
+    fn assert_parses_and_matches(pair: &RsaKeyPair, passphrase: Option<&[u8]>) -> rsa::PrivateKey {
         let private = match passphrase {
-            None => RsaPrivateKey::from_pkcs8_pem(pem_str(pair)).expect("PKCS#8 PEM parses"),
-            Some(p) => RsaPrivateKey::from_pkcs8_encrypted_pem(pem_str(pair), p)
+            None => rsa::PrivateKey::from_pkcs8_pem(pem_str(pair)).expect("PKCS#8 PEM parses"),
+            Some(p) => rsa::PrivateKey::from_pkcs8_encrypted_pem(pem_str(pair), p)
                 .expect("encrypted PKCS#8 PEM decrypts"),
         };
         private.validate().expect("valid RSA key");
         assert_eq!(private.size() * 8, pair.bits() as usize);
-        let public = RsaPublicKey::from_public_key_pem(pair.public_key_pem()).expect("SPKI parses");
+        let public =
+            rsa::PublicKey::from_public_key_pem(pair.public_key_pem()).expect("SPKI parses");
         assert_eq!(
             private.to_public_key(),
             public,
@@ -312,8 +312,8 @@ mod tests {
         assert!(pem_str(&pair).starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----\n"));
         assert!(pem_str(&pair).ends_with("-----END ENCRYPTED PRIVATE KEY-----\n"));
         assert_parses_and_matches(&pair, Some(pass.expose_secret()));
-        assert!(RsaPrivateKey::from_pkcs8_encrypted_pem(pem_str(&pair), b"wrong").is_err());
-        assert!(RsaPrivateKey::from_pkcs8_pem(pem_str(&pair)).is_err());
+        assert!(rsa::PrivateKey::from_pkcs8_encrypted_pem(pem_str(&pair), b"wrong").is_err());
+        assert!(rsa::PrivateKey::from_pkcs8_pem(pem_str(&pair)).is_err());
     }
 
     #[test]
@@ -430,9 +430,9 @@ mod tests {
         );
         let plain = String::from_utf8(decrypted.stdout).unwrap();
         assert!(plain.starts_with("-----BEGIN PRIVATE KEY-----"));
-        let ours =
-            RsaPrivateKey::from_pkcs8_encrypted_pem(pem_str(&pair), pass.expose_secret()).unwrap();
-        assert_eq!(RsaPrivateKey::from_pkcs8_pem(&plain).unwrap(), ours);
+        let ours = rsa::PrivateKey::from_pkcs8_encrypted_pem(pem_str(&pair), pass.expose_secret())
+            .unwrap();
+        assert_eq!(rsa::PrivateKey::from_pkcs8_pem(&plain).unwrap(), ours);
 
         let wrong = openssl(
             &["pkcs8", "-passin", "env:KEYWARDEN_TEST_PASS"],

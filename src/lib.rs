@@ -15,6 +15,15 @@ pub mod model;
 pub mod object_keys;
 pub mod payload;
 pub mod policy;
+#[cfg(any(test, feature = "kmip", feature = "pkcs11", feature = "postgres"))]
+#[cfg_attr(
+    not(all(feature = "kmip", feature = "pkcs11")),
+    allow(
+        dead_code,
+        reason = "each pool user needs part of it; built together they use it all"
+    )
+)]
+pub(crate) mod pool;
 pub mod secret;
 pub mod signature;
 pub mod store;

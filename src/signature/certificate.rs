@@ -116,7 +116,7 @@ impl SigningCertificate {
                 if oid != RSA_ENCRYPTION {
                     return Err(mismatch(&algorithm_name(oid, spki)));
                 }
-                let key = rsa::RsaPublicKey::from_public_key_der(&der).map_err(unreadable)?;
+                let key = rsa::PublicKey::from_public_key_der(&der).map_err(unreadable)?;
                 Ok(PublicKey::Rsa(key))
             }
             KeyType::Dsa => {
@@ -146,7 +146,7 @@ impl SigningCertificate {
 /// A public key from a signing certificate.
 #[derive(Clone, Debug)]
 pub(crate) enum PublicKey {
-    Rsa(rsa::RsaPublicKey),
+    Rsa(rsa::PublicKey),
     Dsa(dsa::VerifyingKey),
     P384(p384::ecdsa::VerifyingKey),
     P521(p521::ecdsa::VerifyingKey),

@@ -334,7 +334,7 @@ impl ImageVerifier {
         let key = cert.public_key(signature.key_type)?;
         let certificate_subject = cert.subject();
         if let PublicKey::Rsa(k) = &key {
-            let bits = k.n().bits() as usize;
+            let bits = k.n().bit_width() as usize;
             if bits < WEAK_RSA_BITS {
                 tracing::warn!(
                     certificate = %signature.certificate_id,
@@ -364,7 +364,7 @@ impl ImageVerifier {
         let sig = self.signature.signature();
         let (key_bits, outcome) = match &self.key {
             PublicKey::Rsa(key) => {
-                let bits = key.n().bits() as usize;
+                let bits = key.n().bit_width() as usize;
                 if sig.len() != key.size() {
                     return Err(Failure::BadSignatureEncoding(format!(
                         "an RSA-PSS signature by this {bits}-bit key is {} bytes, not {}",
@@ -379,7 +379,7 @@ impl ImageVerifier {
                 )
             }
             PublicKey::Dsa(key) => {
-                let bits = key.components().p().bits() as usize;
+                let bits = key.components().p().bit_width() as usize;
                 let sig = dsa::Signature::try_from(sig).map_err(|_| {
                     Failure::BadSignatureEncoding("not a DER DSA (r, s) sequence".into())
                         .into_error()
@@ -620,8 +620,8 @@ impl Hasher {
 
 /// RSASSA-PSS with MGF1 over the same hash, salt length detected (any
 /// length up to `emLen - hLen - 2`).
-fn verify_pss(key: &rsa::RsaPublicKey, hash: HashMethod, digest: &[u8], sig: &[u8]) -> bool {
-    fn check<D>(key: &rsa::RsaPublicKey, digest: &[u8], sig: &[u8]) -> bool
+fn verify_pss(key: &rsa::PublicKey, hash: HashMethod, digest: &[u8], sig: &[u8]) -> bool {
+    fn check<D>(key: &rsa::PublicKey, digest: &[u8], sig: &[u8]) -> bool
     where
         D: sha2::Digest + sha2::digest::FixedOutputReset,
     {

@@ -1,23 +1,17 @@
 //! KMIP 1.x request and response messages: the framing (header, protocol
-//! version, credential, one batch item), the payloads, and the server's
-//! result turned into our error kinds.
+//! version, credential, one batch item per payload), the eight payloads we
+//! send, and the server's result turned into our error kinds.
 //!
-//! Payloads that kmip-protocol 0.4 models fully (Get, Get Attributes,
-//! Revoke, Destroy, Query) are its `RequestPayload`, serialised by
-//! kmip-ttlv. Register, Create and Create Key Pair are written here:
-//! kmip-protocol cannot register Secret Data, Opaque Objects or
-//! Certificates, knows only DES, 3DES, AES and RSA, and a Register carries
-//! the secret, which we keep in one wiped buffer. The
-//! framing is ours too, so the protocol version is the configured one and
-//! the password never becomes a `String`. Responses are read by our bounded
-//! TTLV reader: kmip-protocol's response types know neither those object
-//! types nor result reasons beyond KMIP 1.0, and would turn them into
-//! string errors.
+//! Everything is written and read by our own TTLV codec (`ttlv`), one
+//! codec for both directions. A Register carries the secret, which stays
+//! in one wiped buffer; the protocol version is the configured one and the
+//! password never becomes a `String`. Responses are untrusted and read by
+//! the bounded reader, which knows every object type and result reason we
+//! map. (kmip-protocol, which once encoded five of the payloads, can neither
+//! register Secret Data, Opaque Objects or Certificates nor read their
+//! responses; Cargo.toml says why it went.)
 
 use std::fmt;
-
-use kmip_protocol::types::common::{AttributeName, RevocationReasonCode, UniqueIdentifier};
-use kmip_protocol::types::request::{self as preq, RequestPayload, RevocationReason};
 
 use super::ttlv::{self, Item, Writer};
 use crate::error::{Error, ErrorKind, Result};
@@ -59,6 +53,7 @@ pub const PROTOCOL_VERSION_MINOR: u32 = 0x42006B;
 pub const PUBLIC_KEY: u32 = 0x42006D;
 pub const PUBLIC_KEY_TEMPLATE_ATTRIBUTE: u32 = 0x42006E;
 pub const PUBLIC_KEY_UNIQUE_IDENTIFIER: u32 = 0x42006F;
+pub const QUERY_FUNCTION: u32 = 0x420074;
 pub const REQUEST_HEADER: u32 = 0x420077;
 pub const REQUEST_MESSAGE: u32 = 0x420078;
 pub const REQUEST_PAYLOAD: u32 = 0x420079;
@@ -68,6 +63,8 @@ pub const RESPONSE_PAYLOAD: u32 = 0x42007C;
 pub const RESULT_MESSAGE: u32 = 0x42007D;
 pub const RESULT_REASON: u32 = 0x42007E;
 pub const RESULT_STATUS: u32 = 0x42007F;
+pub const REVOCATION_REASON: u32 = 0x420081;
+pub const REVOCATION_REASON_CODE: u32 = 0x420082;
 pub const SECRET_DATA: u32 = 0x420085;
 pub const SECRET_DATA_TYPE: u32 = 0x420086;
 pub const SYMMETRIC_KEY: u32 = 0x42008F;
@@ -196,6 +193,10 @@ const OPAQUE_DATA_NONE: u32 = 0x8000_0000;
 const CERTIFICATE_X509: u32 = 0x01;
 const CREDENTIAL_USERNAME_AND_PASSWORD: u32 = 0x01;
 const NAME_UNINTERPRETED_TEXT: u32 = 0x01;
+/// Revocation Reason Code Cessation of Operation (§9.1.3.2.17).
+const REVOCATION_CESSATION_OF_OPERATION: u32 = 0x06;
+/// Query Function Query Server Information (§9.1.3.2.23).
+const QUERY_SERVER_INFORMATION: u32 = 0x03;
 const RESULT_SUCCESS: u32 = 0x00;
 
 /// The server's Result Reason (§9.1.3.2.29), kept when it is one we do
@@ -355,8 +356,6 @@ pub struct Credential<'a> {
 
 /// What goes into a batch item's Request Payload.
 pub enum Payload<'a> {
-    /// A payload kmip-protocol models (boxed: its enum is large).
-    Protocol(Box<RequestPayload>),
     /// Register of any object type.
     Register(&'a Object<'a>),
     /// Create of a symmetric key.
@@ -372,22 +371,55 @@ pub enum Payload<'a> {
         algorithm: u32,
         length: i32,
     },
+    /// Get of an object as the server holds it (no key format asked for).
+    Get {
+        uid: &'a str,
+    },
+    /// Get Attributes of an object's Name attributes: how a catalog row is
+    /// checked to point at the object made for that secret.
+    GetNames {
+        uid: &'a str,
+    },
+    /// Revoke, for Cessation of Operation (before destroying an active key).
+    Revoke {
+        uid: &'a str,
+    },
+    Destroy {
+        uid: &'a str,
+    },
+    /// Query of the server's information: the startup check.
+    Query,
 }
 
 impl Payload<'_> {
     pub fn operation(&self) -> Operation {
         match self {
-            Payload::Protocol(p) => match **p {
-                RequestPayload::Get(..) => Operation::Get,
-                RequestPayload::GetAttributes(..) => Operation::GetAttributes,
-                RequestPayload::Revoke(..) => Operation::Revoke,
-                RequestPayload::Destroy(..) => Operation::Destroy,
-                // Only the constructors below make protocol payloads.
-                _ => Operation::Query,
-            },
             Payload::Register(_) => Operation::Register,
             Payload::Create { .. } => Operation::Create,
             Payload::CreateKeyPair { .. } => Operation::CreateKeyPair,
+            Payload::Get { .. } => Operation::Get,
+            Payload::GetNames { .. } => Operation::GetAttributes,
+            Payload::Revoke { .. } => Operation::Revoke,
+            Payload::Destroy { .. } => Operation::Destroy,
+            Payload::Query => Operation::Query,
+        }
+    }
+
+    /// Roughly how many bytes it encodes to (the buffer is sized once).
+    fn size_hint(&self) -> usize {
+        256 + match self {
+            Payload::Register(o) => o.material.len() + o.name.len(),
+            Payload::Create { name, .. } => name.len(),
+            Payload::CreateKeyPair {
+                private_name,
+                public_name,
+                ..
+            } => private_name.len() + public_name.len(),
+            Payload::Get { uid }
+            | Payload::GetNames { uid }
+            | Payload::Revoke { uid }
+            | Payload::Destroy { uid } => uid.len(),
+            Payload::Query => 0,
         }
     }
 }
@@ -409,26 +441,8 @@ pub fn encode_request(
     version: (i32, i32),
     credential: Option<&Credential<'_>>,
     payloads: &[Payload<'_>],
-) -> Result<zeroize::Zeroizing<Vec<u8>>> {
-    let mut encoded = Vec::with_capacity(payloads.len());
-    let mut size = 1024;
-    for p in payloads {
-        let bytes = match p {
-            Payload::Protocol(p) => kmip_ttlv::ser::to_vec(&**p).map_err(|e| {
-                Error::new(
-                    ErrorKind::Storage,
-                    format!("could not encode the KMIP {} request", p.operation()),
-                )
-                .with_source(SerializeError(e.to_string()))
-            })?,
-            _ => Vec::new(),
-        };
-        size += bytes.len() + 256;
-        if let Payload::Register(o) = p {
-            size += o.material.len() + o.name.len();
-        }
-        encoded.push(bytes);
-    }
+) -> zeroize::Zeroizing<Vec<u8>> {
+    let size = 1024 + payloads.iter().map(Payload::size_hint).sum::<usize>();
     let mut w = Writer::with_capacity(size);
     w.structure(REQUEST_MESSAGE, |w| {
         w.structure(REQUEST_HEADER, |w| {
@@ -454,7 +468,7 @@ pub fn encode_request(
                 i32::try_from(payloads.len()).unwrap_or(i32::MAX),
             );
         });
-        for (index, (payload, bytes)) in payloads.iter().zip(&encoded).enumerate() {
+        for (index, payload) in payloads.iter().enumerate() {
             w.structure(BATCH_ITEM, |w| {
                 w.enumeration(OPERATION, payload.operation().code());
                 // Required once a message has more than one item (§6.4).
@@ -465,7 +479,6 @@ pub fn encode_request(
                     );
                 }
                 match payload {
-                    Payload::Protocol(_) => w.raw(bytes),
                     Payload::Register(object) => write_register(w, object),
                     Payload::Create {
                         name,
@@ -511,11 +524,30 @@ pub fn encode_request(
                             );
                         });
                     }),
+                    Payload::Get { uid } | Payload::Destroy { uid } => {
+                        w.structure(REQUEST_PAYLOAD, |w| w.text(UNIQUE_IDENTIFIER, uid));
+                    }
+                    Payload::GetNames { uid } => w.structure(REQUEST_PAYLOAD, |w| {
+                        w.text(UNIQUE_IDENTIFIER, uid);
+                        w.text(ATTRIBUTE_NAME, "Name");
+                    }),
+                    Payload::Revoke { uid } => w.structure(REQUEST_PAYLOAD, |w| {
+                        w.text(UNIQUE_IDENTIFIER, uid);
+                        w.structure(REVOCATION_REASON, |w| {
+                            w.enumeration(
+                                REVOCATION_REASON_CODE,
+                                REVOCATION_CESSATION_OF_OPERATION,
+                            );
+                        });
+                    }),
+                    Payload::Query => w.structure(REQUEST_PAYLOAD, |w| {
+                        w.enumeration(QUERY_FUNCTION, QUERY_SERVER_INFORMATION);
+                    }),
                 }
             });
         }
     });
-    Ok(w.into_bytes())
+    w.into_bytes()
 }
 
 fn name_attribute(w: &mut Writer, name: &str) {
@@ -541,19 +573,6 @@ fn int_attribute(w: &mut Writer, name: &str, value: i32) {
         w.integer(ATTRIBUTE_VALUE, value);
     });
 }
-
-/// kmip-ttlv's error, kept as text: its type is not `Send + Sync`-friendly
-/// across versions, and it never holds key material (requests only).
-#[derive(Debug)]
-pub struct SerializeError(String);
-
-impl fmt::Display for SerializeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for SerializeError {}
 
 fn write_register(w: &mut Writer, o: &Object<'_>) {
     w.structure(REQUEST_PAYLOAD, |w| {
@@ -594,35 +613,6 @@ fn write_register(w: &mut Writer, o: &Object<'_>) {
             }
         });
     });
-}
-
-pub fn get(uid: &str) -> RequestPayload {
-    RequestPayload::Get(Some(UniqueIdentifier(uid.to_owned())), None, None, None)
-}
-
-/// The Name attributes of an object: how a catalog row is checked to
-/// point at the object made for that secret.
-pub fn get_names(uid: &str) -> RequestPayload {
-    RequestPayload::GetAttributes(
-        Some(UniqueIdentifier(uid.to_owned())),
-        Some(vec![AttributeName("Name".into())]),
-    )
-}
-
-pub fn revoke(uid: &str) -> RequestPayload {
-    RequestPayload::Revoke(
-        Some(UniqueIdentifier(uid.to_owned())),
-        RevocationReason(RevocationReasonCode::CessationOfOperation, None),
-        None,
-    )
-}
-
-pub fn destroy(uid: &str) -> RequestPayload {
-    RequestPayload::Destroy(Some(UniqueIdentifier(uid.to_owned())))
-}
-
-pub fn query() -> RequestPayload {
-    RequestPayload::Query(vec![preq::QueryFunction::QueryServerInformation])
 }
 
 /// Decodes a whole response message as read off the connection.
@@ -897,7 +887,7 @@ mod tests {
                 usage_mask: None,
                 material: &[9; 16],
             };
-            let bytes = encode_request((1, 2), None, &[Payload::Register(&object)]).unwrap();
+            let bytes = encode_request((1, 2), None, &[Payload::Register(&object)]);
             let msg = ttlv::decode(&bytes).unwrap();
             let payload = msg
                 .child(BATCH_ITEM)
@@ -909,5 +899,175 @@ mod tests {
             );
             assert!(payload.child(t.object_tag()).is_some(), "{t:?}");
         }
+    }
+
+    /// Request Payloads as kmip-protocol 0.4.3 / kmip-ttlv 0.3.5 encoded them
+    /// (`kmip_ttlv::ser::to_vec` of its `RequestPayload`, captured before
+    /// they were removed), which PyKMIP 0.11 accepts: (payload, uid, TTLV).
+    const KMIP_PROTOCOL_PAYLOADS: &[(&str, &str, &str)] = &[
+        (
+            "get",
+            "1",
+            concat!("42007901000000104200940700000001", "3100000000000000",),
+        ),
+        (
+            "get_names",
+            "1",
+            concat!(
+                "42007901000000204200940700000001",
+                "310000000000000042000a0700000004",
+                "4e616d6500000000",
+            ),
+        ),
+        (
+            "revoke",
+            "1",
+            concat!(
+                "42007901000000284200940700000001",
+                "31000000000000004200810100000010",
+                "42008205000000040000000600000000",
+            ),
+        ),
+        (
+            "destroy",
+            "1",
+            concat!("42007901000000104200940700000001", "3100000000000000",),
+        ),
+        (
+            "get",
+            "uid-1234",
+            concat!("42007901000000104200940700000008", "7569642d31323334",),
+        ),
+        (
+            "get_names",
+            "uid-1234",
+            concat!(
+                "42007901000000204200940700000008",
+                "7569642d3132333442000a0700000004",
+                "4e616d6500000000",
+            ),
+        ),
+        (
+            "revoke",
+            "uid-1234",
+            concat!(
+                "42007901000000284200940700000008",
+                "7569642d313233344200810100000010",
+                "42008205000000040000000600000000",
+            ),
+        ),
+        (
+            "destroy",
+            "uid-1234",
+            concat!("42007901000000104200940700000008", "7569642d31323334",),
+        ),
+        (
+            "get",
+            "a-longer-unique-identifier-9",
+            concat!(
+                "4200790100000028420094070000001c",
+                "612d6c6f6e6765722d756e697175652d",
+                "6964656e7469666965722d3900000000",
+            ),
+        ),
+        (
+            "get_names",
+            "a-longer-unique-identifier-9",
+            concat!(
+                "4200790100000038420094070000001c",
+                "612d6c6f6e6765722d756e697175652d",
+                "6964656e7469666965722d3900000000",
+                "42000a07000000044e616d6500000000",
+            ),
+        ),
+        (
+            "revoke",
+            "a-longer-unique-identifier-9",
+            concat!(
+                "4200790100000040420094070000001c",
+                "612d6c6f6e6765722d756e697175652d",
+                "6964656e7469666965722d3900000000",
+                "42008101000000104200820500000004",
+                "0000000600000000",
+            ),
+        ),
+        (
+            "destroy",
+            "a-longer-unique-identifier-9",
+            concat!(
+                "4200790100000028420094070000001c",
+                "612d6c6f6e6765722d756e697175652d",
+                "6964656e7469666965722d3900000000",
+            ),
+        ),
+        (
+            "query",
+            "-",
+            concat!("42007901000000104200740500000004", "0000000300000000",),
+        ),
+    ];
+
+    /// A whole two-item request (Get and Get Attributes of `uid-1234`,
+    /// protocol 1.2, no credential) as the backend sent it with those
+    /// payloads from kmip-protocol.
+    const KMIP_PROTOCOL_MESSAGE: &str = concat!(
+        "42007801000000d04200770100000038",
+        "420069010000002042006a0200000004",
+        "000000010000000042006b0200000004",
+        "000000020000000042000d0200000004",
+        "000000020000000042000f0100000038",
+        "42005c05000000040000000a00000000",
+        "42009308000000010000000000000000",
+        "42007901000000104200940700000008",
+        "7569642d3132333442000f0100000048",
+        "42005c05000000040000000b00000000",
+        "42009308000000010100000000000000",
+        "42007901000000204200940700000008",
+        "7569642d3132333442000a0700000004",
+        "4e616d6500000000",
+    );
+
+    fn unhex(hex: &str) -> Vec<u8> {
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn payload<'a>(name: &str, uid: &'a str) -> Payload<'a> {
+        match name {
+            "get" => Payload::Get { uid },
+            "get_names" => Payload::GetNames { uid },
+            "revoke" => Payload::Revoke { uid },
+            "destroy" => Payload::Destroy { uid },
+            "query" => Payload::Query,
+            other => panic!("no payload {other}"),
+        }
+    }
+
+    #[test]
+    fn the_five_payloads_encode_as_kmip_protocol_did() {
+        for (name, uid, hex) in KMIP_PROTOCOL_PAYLOADS {
+            let bytes = encode_request((1, 2), None, &[payload(name, uid)]);
+            let message = ttlv::decode(&bytes).unwrap();
+            let item = message
+                .child(BATCH_ITEM)
+                .and_then(|b| b.child(REQUEST_PAYLOAD))
+                .unwrap();
+            let mut w = Writer::with_capacity(256);
+            w.item(item);
+            assert_eq!(*w.into_bytes(), unhex(hex), "{name} {uid}");
+            // The payload is the batch item's last field, written as it is.
+            assert!(bytes.ends_with(&unhex(hex)), "{name} {uid}");
+        }
+        let two = encode_request(
+            (1, 2),
+            None,
+            &[
+                Payload::Get { uid: "uid-1234" },
+                Payload::GetNames { uid: "uid-1234" },
+            ],
+        );
+        assert_eq!(*two, unhex(KMIP_PROTOCOL_MESSAGE));
     }
 }

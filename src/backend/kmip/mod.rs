@@ -19,10 +19,9 @@
 //! Catalog record (`StoredSecret::bytes`): `0x01 || object type (1) ||
 //! encoding (1) || unique identifier (UTF-8, at most 128 bytes)`.
 //!
-//! TLS is the `openssl` crate over the system OpenSSL, not kmip-protocol's
-//! bundled options (its rustls one pulls rustls 0.19 and ring 0.16, which
-//! have advisories). OpenSSL rather than current rustls because KMIP
-//! servers in the field, PyKMIP among them, speak TLS 1.2 with RSA
+//! Requests and responses are TTLV from our own codec (`ttlv`, `message`).
+//! TLS is the `openssl` crate over the system OpenSSL rather than rustls:
+//! KMIP servers in the field, PyKMIP among them, speak TLS 1.2 with RSA
 //! certificates and RSA key exchange (AES128-SHA256), which rustls refuses
 //! by design; rustls would work only with ECDSA server certificates.
 
@@ -120,8 +119,7 @@ impl Kmip {
 
     /// A Query round trip: the server answers and accepts us.
     pub fn ping(&self) -> Result<()> {
-        self.call(Payload::Protocol(Box::new(message::query())))
-            .map(drop)
+        self.call(Payload::Query).map(drop)
     }
 
     fn credential(&self) -> Option<Credential<'_>> {
@@ -151,7 +149,7 @@ impl Kmip {
         let operations: Vec<Operation> = payloads.iter().map(Payload::operation).collect();
         let first = operations.first().copied().unwrap_or(Operation::Query);
         let credential = self.credential();
-        let request = message::encode_request(self.version(), credential.as_ref(), &payloads)?;
+        let request = message::encode_request(self.version(), credential.as_ref(), &payloads);
         let response = self.pool.exchange(first, &request)?;
         message::response_payloads(&operations, response)
     }
@@ -171,8 +169,8 @@ impl Kmip {
     fn fetch(&self, scope: &Scope<'_>, record: &Record) -> Result<message::Retrieved> {
         let mut payloads = self
             .batch(vec![
-                Payload::Protocol(Box::new(message::get(&record.uid))),
-                Payload::Protocol(Box::new(message::get_names(&record.uid))),
+                Payload::Get { uid: &record.uid },
+                Payload::GetNames { uid: &record.uid },
             ])?
             .into_iter();
         let (Some(object), Some(attributes)) = (payloads.next(), payloads.next()) else {
@@ -302,20 +300,19 @@ impl KeyManager for Kmip {
 
     fn delete(&self, scope: Scope<'_>, stored: &StoredSecret) -> Result<()> {
         let record = Record::parse(&stored.bytes)?;
-        match self.call(Payload::Protocol(Box::new(message::get_names(&record.uid)))) {
+        match self.call(Payload::GetNames { uid: &record.uid }) {
             Ok(attributes) => check_name(&scope, &attributes)?,
             // Already gone: nothing to destroy.
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(e),
         }
-        match self.call(Payload::Protocol(Box::new(message::destroy(&record.uid)))) {
+        match self.call(Payload::Destroy { uid: &record.uid }) {
             Ok(_) => Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
             // An active object must be revoked first (KMIP §3.22).
             Err(e) if matches!(e.kind(), ErrorKind::PermissionDenied | ErrorKind::Conflict) => {
-                self.call(Payload::Protocol(Box::new(message::revoke(&record.uid))))?;
-                self.call(Payload::Protocol(Box::new(message::destroy(&record.uid))))
-                    .map(drop)
+                self.call(Payload::Revoke { uid: &record.uid })?;
+                self.call(Payload::Destroy { uid: &record.uid }).map(drop)
             }
             Err(e) => Err(e),
         }
@@ -541,7 +538,7 @@ fn pem_encode(label: &str, der: &SecretBytes) -> Result<SecretBytes> {
 fn rsa_private_pkcs1_to_pkcs8_pem(der: &SecretBytes) -> Result<SecretBytes> {
     use rsa::pkcs1::DecodeRsaPrivateKey;
     use rsa::pkcs8::EncodePrivateKey;
-    let key = rsa::RsaPrivateKey::from_pkcs1_der(der.expose_secret()).map_err(|_| {
+    let key = rsa::PrivateKey::from_pkcs1_der(der.expose_secret()).map_err(|_| {
         message::malformed(Operation::Get, "a PKCS#1 private key that does not parse")
     })?;
     let pem = key
@@ -553,7 +550,7 @@ fn rsa_private_pkcs1_to_pkcs8_pem(der: &SecretBytes) -> Result<SecretBytes> {
 fn rsa_public_pkcs1_to_spki_pem(der: &SecretBytes) -> Result<SecretBytes> {
     use rsa::pkcs1::DecodeRsaPublicKey;
     use rsa::pkcs8::EncodePublicKey;
-    let key = rsa::RsaPublicKey::from_pkcs1_der(der.expose_secret()).map_err(|_| {
+    let key = rsa::PublicKey::from_pkcs1_der(der.expose_secret()).map_err(|_| {
         message::malformed(Operation::Get, "a PKCS#1 public key that does not parse")
     })?;
     let pem = key

@@ -1,21 +1,21 @@
-//! TLS connections to the KMIP server and a bounded pool of them.
+//! TLS connections to the KMIP server, kept in a bounded pool
+//! ([`crate::pool::Pool`]).
 //!
 //! A connection is taken from the idle list (or opened while fewer than
 //! `pool_size` exist), used for one request and response, and put back.
 //! One that failed is dropped, so the next request opens a fresh one: that
 //! is the reconnect. A request that fails on a connection that sat idle
 //! (the server may have closed it meanwhile) is tried once more on a new
-//! connection, but only when nothing of the response had arrived.
-//! Waiting for a free connection, connecting, the handshake, writes and
-//! reads all have time limits; running out is `Unavailable`.
+//! connection in the same slot, but only when nothing of the response had
+//! arrived. Waiting for a free connection, connecting, the handshake,
+//! writes and reads all have time limits; running out is `Unavailable`.
 
 use std::ffi::c_int;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use openssl::ssl::{HandshakeError, SslConnector, SslStream};
 use openssl::x509::X509VerifyResult;
@@ -24,6 +24,7 @@ use zeroize::Zeroizing;
 use super::message::{self, Operation};
 use super::ttlv;
 use crate::error::{Error, ErrorKind, Result};
+use crate::pool::{self, PoolError};
 
 /// Counters for tests, benchmarks and operators.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -44,18 +45,11 @@ pub(super) struct Pool {
     port: u16,
     connect_timeout: Duration,
     io_timeout: Duration,
-    /// 0 means a connection per request, closed after it (for benchmarks).
-    size: usize,
     max_response_bytes: usize,
-    state: Mutex<State>,
-    freed: Condvar,
+    /// Size 0 means a connection per request, closed after it (for benchmarks).
+    conns: pool::Pool<Conn>,
     connects: AtomicU64,
     failures: AtomicU64,
-}
-
-struct State {
-    idle: Vec<Conn>,
-    open: usize,
 }
 
 struct Conn {
@@ -68,6 +62,14 @@ enum Failure {
     BeforeResponse(Error),
     /// Part of the response arrived, or it made no sense.
     During(Error),
+}
+
+impl Failure {
+    fn into_error(self) -> Error {
+        match self {
+            Failure::BeforeResponse(e) | Failure::During(e) => e,
+        }
+    }
 }
 
 impl Pool {
@@ -86,60 +88,47 @@ impl Pool {
             port,
             connect_timeout,
             io_timeout,
-            size,
             max_response_bytes,
-            state: Mutex::new(State {
-                idle: Vec::new(),
-                open: 0,
-            }),
-            freed: Condvar::new(),
+            conns: pool::Pool::new(size, Some(io_timeout)),
             connects: AtomicU64::new(0),
             failures: AtomicU64::new(0),
         }
     }
 
     pub(super) fn stats(&self) -> PoolStats {
-        let s = self.lock();
+        let occupancy = self.conns.occupancy();
         PoolStats {
             connects: self.connects.load(Ordering::Relaxed),
             failures: self.failures.load(Ordering::Relaxed),
-            open: s.open,
-            idle: s.idle.len(),
+            open: occupancy.open,
+            idle: occupancy.idle,
         }
     }
 
     /// Sends one encoded request and returns the decoded response message.
     pub(super) fn exchange(&self, operation: Operation, request: &[u8]) -> Result<ttlv::Item> {
-        let (conn, reused) = self.checkout(operation)?;
-        match self.exchange_on(conn, operation, request) {
-            Ok(item) => Ok(item),
-            Err(Failure::BeforeResponse(_)) if reused => {
+        let mut conn = self
+            .conns
+            .checkout(|| self.connect(operation))
+            .map_err(|e| e.or_pool(|p| busy(operation, p)))?;
+        let failure = match self.round_trip(&mut conn, operation, request) {
+            Ok(item) => return Ok(item),
+            Err(f) => f,
+        };
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        match failure {
+            Failure::BeforeResponse(_) if conn.reused() => {
                 tracing::debug!(operation = %operation, "idle KMIP connection was gone; retrying on a new one");
-                let conn = self.open_counted(operation)?;
-                self.exchange_on(conn, operation, request)
-                    .map_err(|f| match f {
-                        Failure::BeforeResponse(e) | Failure::During(e) => e,
-                    })
+                let mut conn = conn.reopen(|| self.connect(operation))?;
+                self.round_trip(&mut conn, operation, request).map_err(|f| {
+                    self.failures.fetch_add(1, Ordering::Relaxed);
+                    conn.discard();
+                    f.into_error()
+                })
             }
-            Err(Failure::BeforeResponse(e) | Failure::During(e)) => Err(e),
-        }
-    }
-
-    fn exchange_on(
-        &self,
-        mut conn: Conn,
-        operation: Operation,
-        request: &[u8],
-    ) -> std::result::Result<ttlv::Item, Failure> {
-        match self.round_trip(&mut conn, operation, request) {
-            Ok(item) => {
-                self.checkin(conn);
-                Ok(item)
-            }
-            Err(f) => {
-                self.failures.fetch_add(1, Ordering::Relaxed);
-                self.discard();
-                Err(f)
+            failure => {
+                conn.discard();
+                Err(failure.into_error())
             }
         }
     }
@@ -205,83 +194,6 @@ impl Pool {
         message::decode_response(operation, &whole).map_err(Failure::During)
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// An idle connection (reused = true) or a new one; waits up to the I/O
-    /// timeout while `size` connections are busy.
-    fn checkout(&self, operation: Operation) -> Result<(Conn, bool)> {
-        if self.size == 0 {
-            return Ok((self.open_counted(operation)?, false));
-        }
-        let deadline = Instant::now() + self.io_timeout;
-        let mut s = self.lock();
-        loop {
-            if let Some(conn) = s.idle.pop() {
-                return Ok((conn, true));
-            }
-            if s.open < self.size {
-                s.open += 1;
-                drop(s);
-                return match self.connect(operation) {
-                    Ok(c) => Ok((c, false)),
-                    Err(e) => {
-                        self.discard();
-                        Err(e)
-                    }
-                };
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(Error::new(
-                    ErrorKind::Unavailable,
-                    format!(
-                        "KMIP {operation}: all {} pooled connections stayed busy for {:?}",
-                        self.size, self.io_timeout
-                    ),
-                ));
-            }
-            s = self
-                .freed
-                .wait_timeout(s, deadline - now)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
-    }
-
-    /// A new connection replacing one that failed (its slot is already freed).
-    fn open_counted(&self, operation: Operation) -> Result<Conn> {
-        if self.size == 0 {
-            return self.connect(operation);
-        }
-        {
-            let mut s = self.lock();
-            s.open += 1;
-        }
-        self.connect(operation).inspect_err(|_| self.discard())
-    }
-
-    fn checkin(&self, conn: Conn) {
-        if self.size == 0 {
-            drop(conn);
-            return;
-        }
-        self.lock().idle.push(conn);
-        self.freed.notify_one();
-    }
-
-    /// Forgets a connection that is gone (already dropped by the caller).
-    fn discard(&self) {
-        if self.size == 0 {
-            return;
-        }
-        let mut s = self.lock();
-        s.open = s.open.saturating_sub(1);
-        drop(s);
-        self.freed.notify_one();
-    }
-
     fn connect(&self, operation: Operation) -> Result<Conn> {
         let addrs: Vec<SocketAddr> = (self.host.as_str(), self.port)
             .to_socket_addrs()
@@ -333,10 +245,20 @@ impl fmt::Debug for Pool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pool")
             .field("server", &format_args!("{}:{}", self.host, self.port))
-            .field("size", &self.size)
+            .field("size", &self.conns.size())
             .field("stats", &self.stats())
             .finish_non_exhaustive()
     }
+}
+
+fn busy(operation: Operation, refused: PoolError) -> Error {
+    let shown = match refused {
+        PoolError::Busy { size, waited } => {
+            format!("KMIP {operation}: all {size} pooled connections stayed busy for {waited:?}")
+        }
+        PoolError::Closed => format!("KMIP {operation}: the connection pool is closed"),
+    };
+    Error::new(ErrorKind::Unavailable, shown).with_source(refused)
 }
 
 fn io_error(operation: Operation, doing: &str, e: io::Error) -> Error {

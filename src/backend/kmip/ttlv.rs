@@ -98,11 +98,6 @@ impl Writer {
         self.pad(value.len());
     }
 
-    /// Already encoded TTLV (a payload serialised by kmip-protocol).
-    pub fn raw(&mut self, encoded: &[u8]) {
-        self.buf.extend_from_slice(encoded);
-    }
-
     /// A decoded item written back in the canonical form: zero padding,
     /// Booleans as 0 or 1. The reader accepts other padding and Boolean
     /// bytes, so only a canonical message comes back byte for byte.

@@ -6,11 +6,19 @@
 //! are opened once and reused. Every session belongs to an *epoch*: recovery
 //! starts a new epoch, which retires every session, token handle and cached
 //! project KEK of the old one at once.
+//!
+//! The worker sessions live in the crate's generic [`crate::pool::Pool`]:
+//! the epoch rules fit it as its health check (a session of a past epoch
+//! is never handed out or kept) and its `clear_idle` (recovery). What is
+//! PKCS#11's own stays here: a session of a finalised library instance is
+//! forgotten, not closed (its handle number may belong to someone else
+//! now), and a checkout waits as long as it takes, since a session is on
+//! loan only for one token call. The key-holding session is not pooled.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Function, Pkcs11 as Context};
 use cryptoki::error::{Error as P11Error, RvError};
@@ -21,6 +29,7 @@ use cryptoki::types::RawAuthPin;
 
 use super::config::TokenSelector;
 use crate::error::{Error, ErrorKind, Result};
+use crate::pool::{Lease, Pool};
 use crate::secret::SecretBytes;
 
 /// The process-wide PKCS#11 context for `module`, initialised on first use.
@@ -168,19 +177,14 @@ pub(crate) struct Token {
     selector: TokenSelector,
     pin: SecretBytes,
     slot: Mutex<Slot>,
-    /// 0 opens a session per operation (Barbican's way, for comparison).
-    pool_size: usize,
-    pool: Mutex<Pool>,
-    returned: Condvar,
+    /// Worker sessions; size 0 opens one per operation (Barbican's way, for
+    /// comparison).
+    pool: Pool<Pooled>,
     /// The session that creates (and so owns) unwrapped project KEKs: session
     /// objects die with the session that made them, so this one stays open
     /// for the epoch, whatever the workers do.
     holder: Mutex<Option<Pooled>>,
-    epoch: AtomicU64,
-    /// Sessions of epochs before this one died with the library: their
-    /// handles may be reused by the new library instance, so they are
-    /// forgotten rather than closed.
-    library_epoch: AtomicU64,
+    epochs: Arc<Epochs>,
     recovering: Mutex<()>,
     /// Handles whose cache entry was dropped, destroyed by the holder.
     graveyard: Arc<Mutex<Vec<(ObjectHandle, u64)>>>,
@@ -188,21 +192,38 @@ pub(crate) struct Token {
     recoveries: AtomicU64,
 }
 
-struct Pool {
-    idle: Vec<Pooled>,
-    /// Worker sessions open now (idle or leased).
-    open: usize,
+struct Epochs {
+    current: AtomicU64,
+    /// Sessions of epochs before this one died with the library: their
+    /// handles may be reused by the new library instance, so they are
+    /// forgotten rather than closed.
+    library: AtomicU64,
 }
 
+/// A logged-in session and the epoch it belongs to.
 struct Pooled {
-    session: Session,
+    /// `Some` until dropped.
+    session: Option<Session>,
     epoch: u64,
+    epochs: Arc<Epochs>,
 }
 
-/// A worker session on loan; goes back to the pool when dropped.
-pub(crate) struct Lease<'a> {
-    token: &'a Token,
-    pooled: Option<Pooled>,
+impl Pooled {
+    fn session(&self) -> Result<&Session> {
+        self.session.as_ref().ok_or_else(internal)
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        // Closing it could close an unrelated session of the new library
+        // instance that happens to reuse the handle number.
+        if let Some(session) = self.session.take()
+            && self.epoch < self.epochs.library.load(Ordering::Acquire)
+        {
+            std::mem::forget(session);
+        }
+    }
 }
 
 impl Token {
@@ -214,20 +235,21 @@ impl Token {
     ) -> Result<Self> {
         let ctx = shared_context(module)?;
         let slot = find_slot(&ctx, &selector)?;
+        let epochs = Arc::new(Epochs {
+            current: AtomicU64::new(0),
+            library: AtomicU64::new(0),
+        });
+        let current = epochs.clone();
         let token = Token {
             ctx,
             selector,
             pin,
             slot: Mutex::new(slot),
-            pool_size,
-            pool: Mutex::new(Pool {
-                idle: Vec::new(),
-                open: 0,
+            pool: Pool::new(pool_size, None).with_health_check(move |p: &Pooled| {
+                p.epoch == current.current.load(Ordering::Acquire)
             }),
-            returned: Condvar::new(),
             holder: Mutex::new(None),
-            epoch: AtomicU64::new(0),
-            library_epoch: AtomicU64::new(0),
+            epochs,
             recovering: Mutex::new(()),
             graveyard: Arc::new(Mutex::new(Vec::new())),
             opened: AtomicU64::new(0),
@@ -247,13 +269,13 @@ impl Token {
     }
 
     pub(crate) fn epoch(&self) -> u64 {
-        self.epoch.load(Ordering::Acquire)
+        self.epochs.current.load(Ordering::Acquire)
     }
 
     pub(crate) fn stats(&self) -> PoolStats {
         PoolStats {
             sessions_opened: self.opened.load(Ordering::Relaxed),
-            sessions_open: lock(&self.pool).open,
+            sessions_open: self.pool.occupancy().open,
             recoveries: self.recoveries.load(Ordering::Relaxed),
         }
     }
@@ -276,8 +298,7 @@ impl Token {
     /// Runs `op` on a worker session from the pool.
     pub(crate) fn with_session<T>(&self, op: impl FnOnce(&Session, u64) -> Result<T>) -> Result<T> {
         let lease = self.checkout()?;
-        let pooled = lease.pooled.as_ref().ok_or_else(internal)?;
-        op(&pooled.session, pooled.epoch)
+        op(lease.session()?, lease.epoch)
     }
 
     /// Runs `op` on the key-holding session (serialised: unwraps and key
@@ -285,17 +306,15 @@ impl Token {
     pub(crate) fn with_holder<T>(&self, op: impl FnOnce(&Session, u64) -> Result<T>) -> Result<T> {
         let epoch = self.epoch();
         let mut holder = lock(&self.holder);
-        if holder.as_ref().is_some_and(|h| h.epoch != epoch)
-            && let Some(stale) = holder.take()
-        {
-            self.discard(stale);
+        if holder.as_ref().is_some_and(|h| h.epoch != epoch) {
+            drop(holder.take());
         }
         if holder.is_none() {
             *holder = Some(self.open_session(epoch)?);
         }
-        let h = holder.as_ref().ok_or_else(internal)?;
-        self.bury(&h.session, epoch);
-        op(&h.session, epoch)
+        let h = holder.as_ref().ok_or_else(internal)?.session()?;
+        self.bury(h, epoch);
+        op(h, epoch)
     }
 
     /// Queues a handle for destruction by the holder session.
@@ -320,69 +339,19 @@ impl Token {
         }
     }
 
-    fn checkout(&self) -> Result<Lease<'_>> {
+    fn checkout(&self) -> Result<Lease<'_, Pooled>> {
         let epoch = self.epoch();
-        if self.pool_size == 0 {
-            return Ok(Lease {
-                token: self,
-                pooled: Some(self.open_session(epoch)?),
-            });
-        }
-        let mut pool = lock(&self.pool);
-        loop {
-            while let Some(p) = pool.idle.pop() {
-                if p.epoch == epoch {
-                    return Ok(Lease {
-                        token: self,
-                        pooled: Some(p),
-                    });
-                }
-                pool.open -= 1;
-                self.discard(p);
-            }
-            if pool.open < self.pool_size {
-                pool.open += 1;
-                drop(pool);
-                return match self.open_session(epoch) {
-                    Ok(p) => Ok(Lease {
-                        token: self,
-                        pooled: Some(p),
-                    }),
-                    Err(e) => {
-                        lock(&self.pool).open -= 1;
-                        self.returned.notify_one();
-                        Err(e)
-                    }
-                };
-            }
-            pool = self.returned.wait(pool).unwrap_or_else(|p| p.into_inner());
-        }
-    }
-
-    fn give_back(&self, p: Pooled) {
-        if self.pool_size == 0 {
-            self.discard(p);
-            return;
-        }
-        let mut pool = lock(&self.pool);
-        if p.epoch == self.epoch() {
-            pool.idle.push(p);
-        } else {
-            pool.open -= 1;
-            self.discard(p);
-        }
-        drop(pool);
-        self.returned.notify_one();
-    }
-
-    fn discard(&self, p: Pooled) {
-        if p.epoch < self.library_epoch.load(Ordering::Acquire) {
-            // Closing it could close an unrelated session of the new library
-            // instance that happens to reuse the handle number.
-            std::mem::forget(p.session);
-        } else {
-            drop(p.session);
-        }
+        self.pool
+            .checkout(|| self.open_session(epoch))
+            .map_err(|e| {
+                e.or_pool(|refused| {
+                    Error::new(
+                        ErrorKind::Unavailable,
+                        format!("PKCS#11 sessions: {refused}"),
+                    )
+                    .with_source(refused)
+                })
+            })
     }
 
     /// C_OpenSession (read-write) and C_Login as the user.
@@ -396,7 +365,11 @@ impl Token {
             Ok(()) | Err(P11Error::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
             Err(e) => return Err(p11_error(e)),
         }
-        Ok(Pooled { session, epoch })
+        Ok(Pooled {
+            session: Some(session),
+            epoch,
+            epochs: self.epochs.clone(),
+        })
     }
 
     /// Starts a new epoch unless another thread already did since `seen`:
@@ -409,48 +382,15 @@ impl Token {
         }
         if how == Lost::Library {
             initialize(&self.ctx)?;
-            self.library_epoch.store(seen + 1, Ordering::Release);
+            self.epochs.library.store(seen + 1, Ordering::Release);
         }
-        self.epoch.store(seen + 1, Ordering::Release);
+        self.epochs.current.store(seen + 1, Ordering::Release);
         self.recoveries.fetch_add(1, Ordering::Relaxed);
         *lock(&self.slot) = find_slot(&self.ctx, &self.selector)?;
-        let stale: Vec<Pooled> = {
-            let mut pool = lock(&self.pool);
-            let stale = std::mem::take(&mut pool.idle);
-            pool.open -= stale.len();
-            stale
-        };
-        for p in stale {
-            self.discard(p);
-        }
-        if let Some(h) = lock(&self.holder).take() {
-            self.discard(h);
-        }
+        self.pool.clear_idle();
+        drop(lock(&self.holder).take());
         lock(&self.graveyard).clear();
-        self.returned.notify_all();
         Ok(())
-    }
-}
-
-impl Drop for Lease<'_> {
-    fn drop(&mut self) {
-        if let Some(p) = self.pooled.take() {
-            self.token.give_back(p);
-        }
-    }
-}
-
-impl Drop for Token {
-    fn drop(&mut self) {
-        // Sessions close (and their session objects go) with their Drop;
-        // those of a dead library instance are forgotten instead.
-        let idle = std::mem::take(&mut lock(&self.pool).idle);
-        for p in idle {
-            self.discard(p);
-        }
-        if let Some(h) = lock(&self.holder).take() {
-            self.discard(h);
-        }
     }
 }
 
@@ -459,7 +399,7 @@ impl std::fmt::Debug for Token {
         f.debug_struct("Token")
             .field("token", &self.selector)
             .field("slot", &self.slot())
-            .field("pool_size", &self.pool_size)
+            .field("pool_size", &self.pool.size())
             .finish_non_exhaustive()
     }
 }

@@ -1,7 +1,10 @@
 //! Output as the openstack client prints it: `-f table|value|json|shell`
 //! and `-c COLUMN` selection, for one object (a Field/Value table) or a list.
 
-use std::fmt::Write as _;
+use std::io;
+
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::ser::{Formatter, PrettyFormatter};
 
 /// One printed value.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,12 +26,14 @@ impl Cell {
             Cell::Null => "None".to_owned(),
         }
     }
+}
 
-    fn json(&self) -> String {
+impl Serialize for Cell {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
-            Cell::Text(s) => json_string(s),
-            Cell::Int(n) => n.to_string(),
-            Cell::Null => "null".to_owned(),
+            Cell::Text(t) => s.serialize_str(t),
+            Cell::Int(n) => s.serialize_u64(*n),
+            Cell::Null => s.serialize_unit(),
         }
     }
 }
@@ -79,15 +84,7 @@ pub fn show(record: &Record, format: Format, columns: &[String]) -> Result<Strin
             table(&["Field", "Value"], &body)
         }
         Format::Value => rows.iter().map(|(_, c)| c.plain() + "\n").collect(),
-        Format::Json => {
-            let mut out = String::from("{\n");
-            for (i, (n, c)) in rows.iter().enumerate() {
-                let comma = if i + 1 < rows.len() { "," } else { "" };
-                let _ = writeln!(out, "  {}: {}{comma}", json_string(n), c.json());
-            }
-            out.push_str("}\n");
-            out
-        }
+        Format::Json => json(&Object(rows), PrettyFormatter::with_indent(b"  "))?,
         Format::Shell => rows
             .iter()
             .map(|(n, c)| format!("{}={}\n", shell_name(n), shell_quote(&c.plain())))
@@ -124,17 +121,11 @@ pub fn list(
             .map(|r| r.iter().map(|c| c.plain()).collect::<Vec<_>>().join(" ") + "\n")
             .collect(),
         Format::Json => {
-            let mut out = String::from("[");
-            for (i, r) in cells.iter().enumerate() {
-                out.push_str(if i == 0 { "\n  {" } else { ",\n  {" });
-                for (j, c) in r.iter().enumerate() {
-                    let comma = if j + 1 < r.len() { ", " } else { "" };
-                    let _ = write!(out, "{}: {}{comma}", json_string(headers[j]), c.json());
-                }
-                out.push('}');
-            }
-            out.push_str(if cells.is_empty() { "]\n" } else { "\n]\n" });
-            out
+            let objects: Vec<Object<'_>> = cells
+                .iter()
+                .map(|r| Object(headers.iter().copied().zip(r.iter().copied()).collect()))
+                .collect();
+            json(&objects, RowPerLine::default())?
         }
         Format::Shell => {
             return Err("the shell format shows one object; use -f value or json for lists".into());
@@ -191,24 +182,63 @@ fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
+/// Fields as a JSON object, in display order (a JSON map of serde_json's
+/// own would sort them).
+struct Object<'a>(Vec<(&'a str, &'a Cell)>);
+
+impl Serialize for Object<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (name, cell) in &self.0 {
+            map.serialize_entry(name, cell)?;
         }
+        map.end()
     }
-    out.push('"');
-    out
+}
+
+/// `value` as JSON laid out by `formatter`, with a final newline.
+fn json(value: &impl Serialize, formatter: impl Formatter) -> Result<String, String> {
+    let mut out = Vec::new();
+    value
+        .serialize(&mut serde_json::Serializer::with_formatter(
+            &mut out, formatter,
+        ))
+        .map_err(|e| e.to_string())?;
+    out.push(b'\n');
+    String::from_utf8(out).map_err(|e| e.to_string())
+}
+
+/// A list's layout: one object per line, `{"Name": "x", "Bit length": 256}`.
+#[derive(Default)]
+struct RowPerLine {
+    rows: bool,
+}
+
+impl Formatter for RowPerLine {
+    fn begin_array_value<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        self.rows = true;
+        w.write_all(if first { b"\n  " } else { b",\n  " })
+    }
+
+    fn end_array<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        w.write_all(if self.rows { b"\n]" } else { b"]" })
+    }
+
+    fn begin_object_key<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        if first { Ok(()) } else { w.write_all(b", ") }
+    }
+
+    fn begin_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        w.write_all(b": ")
+    }
 }
 
 /// `Secret href` -> `secret_href`, as cliff's shell formatter names variables.
@@ -288,6 +318,34 @@ mod tests {
         .unwrap();
         assert_eq!(v, "None 256\nNone 256\n");
         assert_eq!(list(&fields, &[], Format::Json, &[]).unwrap(), "[]\n");
+        assert_eq!(
+            list(
+                &fields,
+                &rows,
+                Format::Json,
+                &["Name".into(), "Secret href".into()]
+            )
+            .unwrap(),
+            "[\n  {\"Secret href\": \"http://x/v1/secrets/1\", \"Name\": null},\n  \
+             {\"Secret href\": \"http://x/v1/secrets/1\", \"Name\": null}\n]\n"
+        );
         assert!(list(&fields, &rows, Format::Shell, &[]).is_err());
+    }
+
+    #[test]
+    fn json_strings_are_escaped_as_serde_json_escapes_them() {
+        // Quote, backslash and control characters are escaped (\b and \f by
+        // their short forms); `/`, DEL and non-ASCII are written as they are.
+        let name = "q\"b\\n\nr\rt\t\u{1}\u{8}\u{c}\u{1f}\u{7f}/é☃";
+        let rec = vec![("Name", Cell::Text(name.into()))];
+        let expected = "\"q\\\"b\\\\n\\nr\\rt\\t\\u0001\\b\\f\\u001f\u{7f}/é☃\"";
+        assert_eq!(
+            show(&rec, Format::Json, &[]).unwrap(),
+            format!("{{\n  \"Name\": {expected}\n}}\n")
+        );
+        assert_eq!(
+            list(&["Name"], &[rec], Format::Json, &[]).unwrap(),
+            format!("[\n  {{\"Name\": {expected}}}\n]\n")
+        );
     }
 }

@@ -211,7 +211,10 @@ pub(crate) fn open(
             digest.iterations,
             &mut check,
         );
-        if crate::crypto::ct_eq(&check, &digest.digest) {
+        if bool::from(subtle::ConstantTimeEq::ct_eq(
+            &check[..],
+            &digest.digest[..],
+        )) {
             unlocked = Some((slot.id, key, digest));
             break;
         }

@@ -609,7 +609,7 @@ fn unlock_v1(
             h.mk_digest_iterations,
             &mut digest,
         );
-        if crate::crypto::ct_eq(&digest, &h.mk_digest) {
+        if bool::from(subtle::ConstantTimeEq::ct_eq(&digest[..], &h.mk_digest[..])) {
             return Ok((i, candidate));
         }
     }
