@@ -18,6 +18,7 @@ pub mod policy;
 pub mod secret;
 pub mod signature;
 pub mod store;
+pub(crate) mod toml_text;
 pub mod volume;
 
 pub use error::{Error, ErrorKind, Result};

@@ -13,13 +13,13 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 use crate::backend::{FIXED_KEY_ID, KekReport, KeyManager, Scope};
-use crate::catalog::{self, Acl, Catalog, Counts, Page, SecretRow, Write};
+use crate::catalog::{self, Catalog, Counts, SecretRow, Write};
 use crate::config::{Config, DEFAULT_MAX_PAYLOAD_BYTES};
 use crate::context::Context;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{
-    BackendId, Consumer, ContentType, ManagedObject, Payload, ProjectId, SecretId, SecretMeta,
-    SecretType, Status, Timestamp, UserId,
+    Acl, BackendId, Consumer, ContentType, ManagedObject, Page, Payload, ProjectId, SecretId,
+    SecretMeta, SecretType, Status, Timestamp, UserId,
 };
 use crate::payload::{self, PayloadRules};
 use crate::policy::{Entity, Policy, Target};
