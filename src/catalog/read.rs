@@ -17,6 +17,110 @@ use crate::model::{
     SecretMeta, Timestamp, UserId,
 };
 
+/// The read half of a driver's [`Catalog`](super::Catalog) impl: each call
+/// is its shared statements above, run through the driver's `read` (one
+/// statement, on a pooled connection) or `snapshot` (several, in one read
+/// transaction, so they agree with each other).
+macro_rules! catalog_reads {
+    () => {
+        fn secret(
+            &self,
+            id: &$crate::model::SecretId,
+            caller: &$crate::model::UserId,
+            with_stored: bool,
+        ) -> $crate::Result<Option<$crate::catalog::SecretRow>> {
+            self.read(|db| $crate::catalog::read::secret(db, id, caller, with_stored))
+        }
+
+        fn list_secrets(
+            &self,
+            project: &$crate::model::ProjectId,
+            filter: &$crate::catalog::SecretFilter,
+            limit: u32,
+            offset: u64,
+            now: $crate::model::Timestamp,
+        ) -> $crate::Result<$crate::model::Page<$crate::model::SecretMeta>> {
+            self.snapshot(|db| {
+                $crate::catalog::read::list_secrets(db, project, filter, limit, offset, now)
+            })
+        }
+
+        fn consumers(
+            &self,
+            id: &$crate::model::SecretId,
+        ) -> $crate::Result<Vec<$crate::model::Consumer>> {
+            self.read(|db| $crate::catalog::read::consumers(db, id))
+        }
+
+        fn secret_acl(&self, id: &$crate::model::SecretId) -> $crate::Result<$crate::model::Acl> {
+            self.snapshot(|db| $crate::catalog::read::secret_acl(db, id))
+        }
+
+        fn order(
+            &self,
+            id: &$crate::model::OrderId,
+        ) -> $crate::Result<Option<$crate::model::Order>> {
+            self.read(|db| $crate::catalog::read::order(db, id))
+        }
+
+        fn list_orders(
+            &self,
+            project: &$crate::model::ProjectId,
+            limit: u32,
+            offset: u64,
+        ) -> $crate::Result<$crate::model::Page<$crate::model::Order>> {
+            self.snapshot(|db| $crate::catalog::read::list_orders(db, project, limit, offset))
+        }
+
+        fn container(
+            &self,
+            id: &$crate::model::ContainerId,
+        ) -> $crate::Result<Option<$crate::model::Container>> {
+            self.snapshot(|db| $crate::catalog::read::container(db, id))
+        }
+
+        fn list_containers(
+            &self,
+            project: &$crate::model::ProjectId,
+            limit: u32,
+            offset: u64,
+        ) -> $crate::Result<$crate::model::Page<$crate::model::Container>> {
+            self.snapshot(|db| $crate::catalog::read::list_containers(db, project, limit, offset))
+        }
+
+        fn project_backend(
+            &self,
+            project: &$crate::model::ProjectId,
+        ) -> $crate::Result<Option<$crate::model::BackendId>> {
+            self.read(|db| $crate::catalog::read::project_backend(db, project))
+        }
+
+        fn project_backends(
+            &self,
+        ) -> $crate::Result<Vec<($crate::model::ProjectId, $crate::model::BackendId)>> {
+            self.read(|db| $crate::catalog::read::project_backends(db))
+        }
+
+        fn counts(&self) -> $crate::Result<$crate::catalog::Counts> {
+            self.snapshot(|db| $crate::catalog::read::counts(db))
+        }
+
+        fn scan_secrets(
+            &self,
+            after: Option<&$crate::model::SecretId>,
+            limit: u32,
+        ) -> $crate::Result<
+            Vec<(
+                $crate::model::SecretMeta,
+                Option<$crate::backend::StoredSecret>,
+            )>,
+        > {
+            self.read(|db| $crate::catalog::read::scan_secrets(db, after, limit))
+        }
+    };
+}
+pub(crate) use catalog_reads;
+
 /// How many secrets an export reads at a time, so a large catalog is
 /// never all in memory.
 const EXPORT_PAGE: i64 = 1000;

@@ -208,14 +208,7 @@ pub(crate) fn apply_write<D: Db + ?Sized>(db: &mut D, w: &Write) -> Result<(), D
                 ],
             )?;
         }
-        Write::DeleteOrder(id) => {
-            let n = db.execute("DELETE FROM orders WHERE id = $1", &args![id.to_string()])?;
-            if n == 0 {
-                return Err(
-                    Error::new(ErrorKind::NotFound, format!("order {id} not found")).into(),
-                );
-            }
-        }
+        Write::DeleteOrder(id) => delete_by_id(db, "orders", "order", id)?,
         Write::InsertContainer(k) => {
             db.execute(
                 "INSERT INTO containers (id, project_id, creator_id, name, type, status, created, updated)
@@ -238,17 +231,7 @@ pub(crate) fn apply_write<D: Db + ?Sized>(db: &mut D, w: &Write) -> Result<(), D
                 )?;
             }
         }
-        Write::DeleteContainer(id) => {
-            let n = db.execute(
-                "DELETE FROM containers WHERE id = $1",
-                &args![id.to_string()],
-            )?;
-            if n == 0 {
-                return Err(
-                    Error::new(ErrorKind::NotFound, format!("container {id} not found")).into(),
-                );
-            }
-        }
+        Write::DeleteContainer(id) => delete_by_id(db, "containers", "container", id)?,
         Write::SetProjectBackend { project, backend } => match backend {
             Some(b) => {
                 db.execute(
@@ -264,6 +247,21 @@ pub(crate) fn apply_write<D: Db + ?Sized>(db: &mut D, w: &Write) -> Result<(), D
                 )?;
             }
         },
+    }
+    Ok(())
+}
+
+/// Deletes the row `id` of `table`; `NotFound` naming `what` when there
+/// is none.
+fn delete_by_id<D: Db + ?Sized>(
+    db: &mut D,
+    table: &str,
+    what: &str,
+    id: &dyn std::fmt::Display,
+) -> Result<(), D::Fail> {
+    let sql = format!("DELETE FROM {table} WHERE id = $1");
+    if db.execute(&sql, &args![id.to_string()])? == 0 {
+        return Err(Error::new(ErrorKind::NotFound, format!("{what} {id} not found")).into());
     }
     Ok(())
 }

@@ -30,20 +30,16 @@ use std::time::Duration;
 
 use ::postgres::IsolationLevel;
 
-use crate::backend::{KekStore, StoredSecret, WrappedKek};
+use crate::backend::{KekStore, WrappedKek};
 use crate::catalog::rows::corrupt;
 use crate::catalog::write::{
     TABLES, apply_batch, apply_each_at_once_first, delete_everything, insert_record,
 };
 use crate::catalog::{
-    Catalog, Counts, PostgresUrl, RecordSink, RecordSource, SecretFilter, SecretRow, Write,
-    read as reads, write as rules,
+    Catalog, PostgresUrl, RecordSink, RecordSource, Write, read as reads, write as rules,
 };
 use crate::error::{Error, ErrorKind, Result};
-use crate::model::{
-    Acl, BackendId, Consumer, Container, ContainerId, Order, OrderId, Page, ProjectId, SecretId,
-    SecretMeta, Timestamp, UserId,
-};
+use crate::model::{BackendId, ProjectId, Timestamp};
 
 mod error;
 mod pool;
@@ -229,75 +225,7 @@ impl Catalog for PostgresCatalog {
         )
     }
 
-    fn secret(
-        &self,
-        id: &SecretId,
-        caller: &UserId,
-        with_stored: bool,
-    ) -> Result<Option<SecretRow>> {
-        self.read(|db| reads::secret(db, id, caller, with_stored))
-    }
-
-    fn list_secrets(
-        &self,
-        project: &ProjectId,
-        filter: &SecretFilter,
-        limit: u32,
-        offset: u64,
-        now: Timestamp,
-    ) -> Result<Page<SecretMeta>> {
-        self.snapshot(|db| reads::list_secrets(db, project, filter, limit, offset, now))
-    }
-
-    fn consumers(&self, id: &SecretId) -> Result<Vec<Consumer>> {
-        self.read(|db| reads::consumers(db, id))
-    }
-
-    fn secret_acl(&self, id: &SecretId) -> Result<Acl> {
-        // The flag and the users from one snapshot.
-        self.snapshot(|db| reads::secret_acl(db, id))
-    }
-
-    fn order(&self, id: &OrderId) -> Result<Option<Order>> {
-        self.read(|db| reads::order(db, id))
-    }
-
-    fn list_orders(&self, project: &ProjectId, limit: u32, offset: u64) -> Result<Page<Order>> {
-        self.snapshot(|db| reads::list_orders(db, project, limit, offset))
-    }
-
-    fn container(&self, id: &ContainerId) -> Result<Option<Container>> {
-        self.snapshot(|db| reads::container(db, id))
-    }
-
-    fn list_containers(
-        &self,
-        project: &ProjectId,
-        limit: u32,
-        offset: u64,
-    ) -> Result<Page<Container>> {
-        self.snapshot(|db| reads::list_containers(db, project, limit, offset))
-    }
-
-    fn project_backend(&self, project: &ProjectId) -> Result<Option<BackendId>> {
-        self.read(|db| reads::project_backend(db, project))
-    }
-
-    fn project_backends(&self) -> Result<Vec<(ProjectId, BackendId)>> {
-        self.read(|db| reads::project_backends(db))
-    }
-
-    fn counts(&self) -> Result<Counts> {
-        self.snapshot(|db| reads::counts(db))
-    }
-
-    fn scan_secrets(
-        &self,
-        after: Option<&SecretId>,
-        limit: u32,
-    ) -> Result<Vec<(SecretMeta, Option<StoredSecret>)>> {
-        self.read(|db| reads::scan_secrets(db, after, limit))
-    }
+    crate::catalog::read::catalog_reads!();
 
     fn purge_expired(&self, now: Timestamp) -> Result<u64> {
         self.transact(IsolationLevel::Serializable, |db| {

@@ -13,15 +13,11 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
-use crate::backend::{KekStore, StoredSecret, WrappedKek};
+use crate::backend::{KekStore, WrappedKek};
 use crate::catalog::write::{apply_each_at_once_first, delete_everything, insert_record};
-use crate::catalog::{Catalog, read as reads, write as rules};
-use crate::catalog::{Counts, RecordSink, RecordSource, SecretFilter, SecretRow, Write};
+use crate::catalog::{Catalog, RecordSink, RecordSource, Write, read as reads, write as rules};
 use crate::error::{Error, ErrorKind, Result};
-use crate::model::{
-    Acl, BackendId, Consumer, Container, ContainerId, Order, OrderId, Page, ProjectId, SecretId,
-    SecretMeta, Timestamp, UserId,
-};
+use crate::model::{BackendId, ProjectId, Timestamp};
 
 mod error;
 mod read;
@@ -124,7 +120,7 @@ impl SqliteCatalog {
 
     /// The schema version this database is at.
     pub fn schema_version(&self) -> Result<u32> {
-        self.read(|c| Ok(c.query_row("PRAGMA user_version", [], |r| r.get(0))?))
+        self.read_conn(|c| Ok(c.query_row("PRAGMA user_version", [], |r| r.get(0))?))
     }
 
     /// Writes a consistent copy of the database to `dest` (SQLite's
@@ -134,7 +130,7 @@ impl SqliteCatalog {
         let dest_str = dest
             .to_str()
             .ok_or_else(|| Error::invalid("output", "backup path must be valid UTF-8"))?;
-        self.read(|c| {
+        self.read_conn(|c| {
             c.execute("VACUUM INTO ?1", [dest_str]).map_err(|e| {
                 Error::new(
                     ErrorKind::Unavailable,
@@ -239,74 +235,7 @@ impl Catalog for SqliteCatalog {
         )
     }
 
-    fn secret(
-        &self,
-        id: &SecretId,
-        caller: &UserId,
-        with_stored: bool,
-    ) -> Result<Option<SecretRow>> {
-        self.query(|db| reads::secret(db, id, caller, with_stored))
-    }
-
-    fn list_secrets(
-        &self,
-        project: &ProjectId,
-        filter: &SecretFilter,
-        limit: u32,
-        offset: u64,
-        now: Timestamp,
-    ) -> Result<Page<SecretMeta>> {
-        self.snapshot(|db| reads::list_secrets(db, project, filter, limit, offset, now))
-    }
-
-    fn consumers(&self, id: &SecretId) -> Result<Vec<Consumer>> {
-        self.query(|db| reads::consumers(db, id))
-    }
-
-    fn secret_acl(&self, id: &SecretId) -> Result<Acl> {
-        self.query(|db| reads::secret_acl(db, id))
-    }
-
-    fn order(&self, id: &OrderId) -> Result<Option<Order>> {
-        self.query(|db| reads::order(db, id))
-    }
-
-    fn list_orders(&self, project: &ProjectId, limit: u32, offset: u64) -> Result<Page<Order>> {
-        self.query(|db| reads::list_orders(db, project, limit, offset))
-    }
-
-    fn container(&self, id: &ContainerId) -> Result<Option<Container>> {
-        self.query(|db| reads::container(db, id))
-    }
-
-    fn list_containers(
-        &self,
-        project: &ProjectId,
-        limit: u32,
-        offset: u64,
-    ) -> Result<Page<Container>> {
-        self.query(|db| reads::list_containers(db, project, limit, offset))
-    }
-
-    fn project_backend(&self, project: &ProjectId) -> Result<Option<BackendId>> {
-        self.query(|db| reads::project_backend(db, project))
-    }
-
-    fn project_backends(&self) -> Result<Vec<(ProjectId, BackendId)>> {
-        self.query(|db| reads::project_backends(db))
-    }
-
-    fn counts(&self) -> Result<Counts> {
-        self.query(|db| reads::counts(db))
-    }
-
-    fn scan_secrets(
-        &self,
-        after: Option<&SecretId>,
-        limit: u32,
-    ) -> Result<Vec<(SecretMeta, Option<StoredSecret>)>> {
-        self.query(|db| reads::scan_secrets(db, after, limit))
-    }
+    crate::catalog::read::catalog_reads!();
 
     fn purge_expired(&self, now: Timestamp) -> Result<u64> {
         let conn = lock(&self.writer);
@@ -339,7 +268,7 @@ impl Catalog for SqliteCatalog {
 
 impl KekStore for SqliteCatalog {
     fn project_kek(&self, backend: &BackendId, project: &ProjectId) -> Result<Option<WrappedKek>> {
-        self.query(|db| reads::project_kek(db, backend, project))
+        self.read(|db| reads::project_kek(db, backend, project))
     }
 
     fn insert_project_kek(
@@ -352,7 +281,7 @@ impl KekStore for SqliteCatalog {
     }
 
     fn project_keks(&self, backend: &BackendId) -> Result<Vec<(ProjectId, WrappedKek)>> {
-        self.query(|db| reads::project_keks(db, backend))
+        self.read(|db| reads::project_keks(db, backend))
     }
 
     fn replace_project_keks(
@@ -367,7 +296,7 @@ impl KekStore for SqliteCatalog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::OrderType;
+    use crate::model::{Order, OrderId, OrderType, UserId};
     use schema::MIGRATIONS;
 
     fn order(project: &ProjectId, user: &UserId) -> Write {
@@ -402,7 +331,7 @@ mod tests {
         let project = ProjectId::new("p").unwrap();
         let user = UserId::new("u").unwrap();
         let version = |c: &SqliteCatalog| -> i64 {
-            c.read(|conn| Ok(conn.query_row("PRAGMA data_version", [], |r| r.get(0))?))
+            c.read_conn(|conn| Ok(conn.query_row("PRAGMA data_version", [], |r| r.get(0))?))
                 .unwrap()
         };
         // Hold the write connection, as a commit in flight does.
@@ -448,7 +377,7 @@ mod tests {
     fn pragmas_are_durable() {
         let dir = tempfile::tempdir().unwrap();
         let cat = SqliteCatalog::open(dir.path().join("c.db")).unwrap();
-        cat.read(|c| {
+        cat.read_conn(|c| {
             let mode: String = c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
             let sync: i64 = c.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
             let secure: i64 = c.query_row("PRAGMA secure_delete", [], |r| r.get(0))?;

@@ -11,7 +11,7 @@ use crate::error::Result;
 
 impl SqliteCatalog {
     /// Runs `f` on a pooled read connection, outside any transaction.
-    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, Fail>) -> Result<T> {
+    pub(crate) fn read_conn<T>(&self, f: impl FnOnce(&Connection) -> Result<T, Fail>) -> Result<T> {
         let conn = match lock(&self.readers).pop() {
             Some(c) => c,
             None => connect(&self.path, &self.options, false)?,
@@ -27,7 +27,7 @@ impl SqliteCatalog {
         &self,
         f: impl FnOnce(&mut Sqlite<'_>) -> Result<T, Fail>,
     ) -> Result<T> {
-        self.read(|c| {
+        self.read_conn(|c| {
             let tx = c.unchecked_transaction()?;
             let out = f(&mut Sqlite(&tx))?;
             tx.commit()?;
@@ -36,7 +36,7 @@ impl SqliteCatalog {
     }
 
     /// Runs the shared statements of `f` on a read connection.
-    pub(crate) fn query<T>(&self, f: impl FnOnce(&mut Sqlite<'_>) -> Result<T, Fail>) -> Result<T> {
-        self.read(|c| f(&mut Sqlite(c)))
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&mut Sqlite<'_>) -> Result<T, Fail>) -> Result<T> {
+        self.read_conn(|c| f(&mut Sqlite(c)))
     }
 }
