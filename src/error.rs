@@ -160,29 +160,6 @@ impl std::error::Error for Error {
     }
 }
 
-impl From<rusqlite::Error> for Error {
-    fn from(e: rusqlite::Error) -> Self {
-        let kind = match e.sqlite_error_code() {
-            Some(rusqlite::ErrorCode::DatabaseBusy)
-            | Some(rusqlite::ErrorCode::DatabaseLocked)
-            | Some(rusqlite::ErrorCode::CannotOpen) => ErrorKind::Unavailable,
-            // Only a duplicate is a conflict; CHECK, NOT NULL and foreign-key
-            // failures mean a bug or a damaged catalog.
-            Some(rusqlite::ErrorCode::ConstraintViolation) => match &e {
-                rusqlite::Error::SqliteFailure(f, _)
-                    if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
-                        || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
-                {
-                    ErrorKind::Conflict
-                }
-                _ => ErrorKind::Storage,
-            },
-            _ => ErrorKind::Storage,
-        };
-        Error::new(kind, "SQLite catalog call failed").with_source(e)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,6 +27,7 @@ pub(crate) mod pool;
 pub mod secret;
 pub mod signature;
 pub mod store;
+pub(crate) mod toml_text;
 pub mod volume;
 
 pub use error::{Error, ErrorKind, Result};

@@ -470,6 +470,101 @@ impl ManagedObject {
     }
 }
 
+/// A secret's read ACL (the only operation Barbican accepts).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Acl {
+    pub users: Vec<UserId>,
+    pub project_access: bool,
+}
+
+impl Default for Acl {
+    fn default() -> Self {
+        Acl {
+            users: Vec::new(),
+            project_access: true,
+        }
+    }
+}
+
+/// One page of a listing plus the total number of matches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: u64,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+/// What an order makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrderType {
+    Key,
+    Asymmetric,
+}
+
+impl OrderType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderType::Key => "key",
+            OrderType::Asymmetric => "asymmetric",
+        }
+    }
+}
+
+/// An order as recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Order {
+    pub id: OrderId,
+    pub project_id: ProjectId,
+    pub creator_id: UserId,
+    pub order_type: OrderType,
+    pub status: Status,
+    pub name: Option<String>,
+    pub algorithm: String,
+    pub bit_length: u32,
+    pub mode: Option<String>,
+    pub payload_content_type: Option<ContentType>,
+    pub expiration: Option<Timestamp>,
+    pub secret_id: Option<SecretId>,
+    pub container_id: Option<ContainerId>,
+    pub error_code: Option<u16>,
+    pub error_reason: Option<String>,
+    pub created: Timestamp,
+    pub updated: Timestamp,
+}
+
+/// A container's type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContainerType {
+    Generic,
+    Rsa,
+    Certificate,
+}
+
+impl ContainerType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContainerType::Generic => "generic",
+            ContainerType::Rsa => "rsa",
+            ContainerType::Certificate => "certificate",
+        }
+    }
+}
+
+/// A container: named references to secrets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Container {
+    pub id: ContainerId,
+    pub project_id: ProjectId,
+    pub creator_id: UserId,
+    pub name: Option<String>,
+    pub container_type: ContainerType,
+    pub status: Status,
+    pub secret_refs: Vec<(String, SecretId)>,
+    pub created: Timestamp,
+    pub updated: Timestamp,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

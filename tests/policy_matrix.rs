@@ -10,9 +10,8 @@ mod common;
 
 use common::{Fixture, Setup, ctx};
 use keywarden::ErrorKind;
-use keywarden::catalog::Acl;
 use keywarden::context::Context;
-use keywarden::model::SecretId;
+use keywarden::model::{Acl, SecretId};
 use keywarden::secret::SecretBytes;
 use keywarden::store::{KeyOrder, ListQuery, NewSecret};
 

@@ -6,10 +6,10 @@ mod common;
 
 use common::{Fixture, Kind, Setup, admin, ctx};
 use keywarden::ErrorKind;
-use keywarden::catalog::{Acl, Order, Write};
+use keywarden::catalog::Write;
 use keywarden::model::{
-    Consumer, ContentType, ManagedObject, OrderId, SecretId, SecretMeta, SecretType, Status,
-    Timestamp, UserId,
+    Acl, Consumer, ContentType, ManagedObject, Order, OrderId, SecretId, SecretMeta, SecretType,
+    Status, Timestamp, UserId,
 };
 use keywarden::secret::SecretBytes;
 use keywarden::store::{KeyOrder, KeyPairOrder, ListQuery, NewSecret};
@@ -575,7 +575,7 @@ fn key_orders(setup: &Setup) {
     // PyKMIP does not generate HMAC keys: the order fails as Barbican's
     // would (400), nothing is faked.
     let server_makes_all = !setup.backend.is_kmip();
-    let made = |o: &keywarden::catalog::Order| {
+    let made = |o: &keywarden::model::Order| {
         if server_makes_all {
             assert_eq!(o.status, Status::Active);
         } else {

@@ -8,22 +8,31 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use crate::backend::{KekStore, StoredSecret, WrappedKek};
-use crate::config::CatalogLocation;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{
     BackendId, Consumer, ContainerId, ContentType, OrderId, ProjectId, SecretId, SecretMeta,
-    SecretType, Status, Timestamp, UserId,
+    SecretType, Timestamp, UserId,
 };
 
+mod location;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+mod query;
+mod read;
+mod rows;
+pub(crate) mod sql;
 pub mod sqlite;
 mod transfer;
+mod write;
 
 #[cfg(feature = "postgres")]
 pub use self::postgres::{PostgresCatalog, PostgresOptions};
+pub use location::{CatalogLocation, PostgresUrl, redact_url};
 pub use sqlite::SqliteCatalog;
 pub use transfer::{CopyReport, copy_verified};
+
+// The domain types live in `model`; these paths stay for older callers.
+pub use crate::model::{Acl, Container, ContainerType, Order, OrderType, Page};
 
 /// Opens (creating or bringing the schema up to date) the catalog at `location`.
 pub fn open(location: &CatalogLocation) -> Result<Arc<dyn Catalog>> {
@@ -70,22 +79,6 @@ pub struct AclView {
     pub caller_listed: bool,
 }
 
-/// A secret's read ACL (the only operation Barbican accepts).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Acl {
-    pub users: Vec<UserId>,
-    pub project_access: bool,
-}
-
-impl Default for Acl {
-    fn default() -> Self {
-        Acl {
-            users: Vec::new(),
-            project_access: true,
-        }
-    }
-}
-
 /// A comparison in a date filter (`gt:`, `gte:`, `lt:`, `lte:` or bare equality).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Cmp {
@@ -126,85 +119,6 @@ pub struct SecretFilter {
     pub sort: Vec<(SortKey, bool)>,
     /// Only secrets whose read ACL lists this user (any project).
     pub acl_user: Option<UserId>,
-}
-
-/// One page of a listing plus the total number of matches.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub total: u64,
-    pub limit: u32,
-    pub offset: u64,
-}
-
-/// What an order makes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OrderType {
-    Key,
-    Asymmetric,
-}
-
-impl OrderType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrderType::Key => "key",
-            OrderType::Asymmetric => "asymmetric",
-        }
-    }
-}
-
-/// An order as recorded.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Order {
-    pub id: OrderId,
-    pub project_id: ProjectId,
-    pub creator_id: UserId,
-    pub order_type: OrderType,
-    pub status: Status,
-    pub name: Option<String>,
-    pub algorithm: String,
-    pub bit_length: u32,
-    pub mode: Option<String>,
-    pub payload_content_type: Option<ContentType>,
-    pub expiration: Option<Timestamp>,
-    pub secret_id: Option<SecretId>,
-    pub container_id: Option<ContainerId>,
-    pub error_code: Option<u16>,
-    pub error_reason: Option<String>,
-    pub created: Timestamp,
-    pub updated: Timestamp,
-}
-
-/// A container's type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ContainerType {
-    Generic,
-    Rsa,
-    Certificate,
-}
-
-impl ContainerType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ContainerType::Generic => "generic",
-            ContainerType::Rsa => "rsa",
-            ContainerType::Certificate => "certificate",
-        }
-    }
-}
-
-/// A container: named references to secrets.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Container {
-    pub id: ContainerId,
-    pub project_id: ProjectId,
-    pub creator_id: UserId,
-    pub name: Option<String>,
-    pub container_type: ContainerType,
-    pub status: Status,
-    pub secret_refs: Vec<(String, SecretId)>,
-    pub created: Timestamp,
-    pub updated: Timestamp,
 }
 
 /// One change in an all-or-nothing batch.
@@ -393,70 +307,4 @@ pub trait Catalog: KekStore + Debug {
             format!("{self:?} cannot be replaced wholesale"),
         ))
     }
-}
-
-// ---- shared by the catalog backends ----
-
-/// A row that does not parse: the catalog is damaged or was tampered with.
-pub(crate) fn corrupt(what: &str) -> Error {
-    Error::new(
-        ErrorKind::Storage,
-        format!("catalog holds an invalid {what}"),
-    )
-}
-
-/// A stored content type, as the catalogs write it.
-pub(crate) fn parse_content_type(s: &str) -> Result<ContentType> {
-    match s {
-        "text/plain" => Ok(ContentType::TextPlain),
-        "application/octet-stream" => Ok(ContentType::OctetStream),
-        "application/pkcs8" => Ok(ContentType::Pkcs8),
-        _ => Err(corrupt("content type")),
-    }
-}
-
-/// The column a sort key orders by.
-pub(crate) fn sort_column(k: SortKey) -> &'static str {
-    match k {
-        SortKey::Algorithm => "algorithm",
-        SortKey::BitLength => "bit_length",
-        SortKey::Created => "created",
-        SortKey::Expiration => "expiration",
-        SortKey::Mode => "mode",
-        SortKey::Name => "name",
-        SortKey::SecretType => "secret_type",
-        SortKey::Status => "status",
-        SortKey::Updated => "updated",
-    }
-}
-
-/// The SQL operator of a date comparison.
-pub(crate) fn cmp_sql(c: Cmp) -> &'static str {
-    match c {
-        Cmp::Eq => "=",
-        Cmp::Gt => ">",
-        Cmp::Gte => ">=",
-        Cmp::Lt => "<",
-        Cmp::Lte => "<=",
-    }
-}
-
-/// How the catalogs apply a bulk set ([`Catalog::apply_each`]): first all
-/// batches as one all-or-nothing job, which is the common case and needs
-/// no savepoint per batch (SQLite copies every page a savepoint first
-/// touches; PostgreSQL slows every snapshot once a transaction holds more
-/// than 64 subtransactions). Only when that job fails are the batches run
-/// again with `one_by_one`, to learn which of them failed.
-pub(crate) fn apply_each_at_once_first(
-    batches: Vec<Vec<Write>>,
-    applied_at_once: impl FnOnce(Vec<Write>) -> bool,
-    one_by_one: impl FnOnce(Vec<Vec<Write>>) -> Vec<Result<()>>,
-) -> Vec<Result<()>> {
-    if batches.len() > 1 {
-        let all: Vec<Write> = batches.iter().flatten().cloned().collect();
-        if applied_at_once(all) {
-            return batches.iter().map(|_| Ok(())).collect();
-        }
-    }
-    one_by_one(batches)
 }

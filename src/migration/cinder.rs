@@ -34,8 +34,9 @@ impl CinderSqlite {
                 format!("cinder database {} does not exist", path.display()),
             ));
         }
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let conn = Connection::open(path).map_err(cinder_error)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(cinder_error)?;
         for (table, columns) in [
             (
                 "volumes",
@@ -93,7 +94,7 @@ impl CinderSqlite {
     /// tests and benchmarks. A deployment points at a copy of its real
     /// cinder database instead.
     pub fn create_minimal(path: impl AsRef<Path>) -> Result<Self> {
-        let conn = Connection::open(path.as_ref())?;
+        let conn = Connection::open(path.as_ref()).map_err(cinder_error)?;
         conn.execute_batch(
             "CREATE TABLE volumes (id VARCHAR(36) PRIMARY KEY NOT NULL, host VARCHAR(255),
                  cluster_name VARCHAR(255), user_id VARCHAR(255), project_id VARCHAR(255),
@@ -106,7 +107,7 @@ impl CinderSqlite {
                  host VARCHAR(255), user_id VARCHAR(255), project_id VARCHAR(255),
                  encryption_key_id VARCHAR(36), deleted BOOLEAN NOT NULL DEFAULT 0,
                  status VARCHAR(255));",
-        )?;
+        ).map_err(cinder_error)?;
         drop(conn);
         CinderSqlite::open(path)
     }
@@ -118,10 +119,14 @@ impl CinderSqlite {
 }
 
 fn table_columns(conn: &Connection, table: &str) -> Result<Vec<String>> {
-    let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})"))?;
+    let mut stmt = conn
+        .prepare(&format!("PRAGMA table_info({table})"))
+        .map_err(cinder_error)?;
     let cols = stmt
-        .query_map([], |r| r.get::<_, String>(1))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .query_map([], |r| r.get::<_, String>(1))
+        .map_err(cinder_error)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(cinder_error)?;
     Ok(cols)
 }
 
@@ -153,7 +158,8 @@ impl EncryptedResources for CinderSqlite {
         Ok(self
             .conn
             .query_row(&sql, [value], |_| Ok(()))
-            .optional()?
+            .optional()
+            .map_err(cinder_error)?
             .is_some())
     }
 
@@ -171,17 +177,20 @@ impl EncryptedResources for CinderSqlite {
              AND encryption_key_id = ?3 ORDER BY id LIMIT ?4",
             table(service)
         );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(
-            params![after.unwrap_or(""), value, ALL_ZEROS, limit as i64],
-            |r| {
-                Ok(Item {
-                    id: r.get(0)?,
-                    user_id: r.get(1)?,
-                })
-            },
-        )?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(cinder_error)?;
+        let rows = stmt
+            .query_map(
+                params![after.unwrap_or(""), value, ALL_ZEROS, limit as i64],
+                |r| {
+                    Ok(Item {
+                        id: r.get(0)?,
+                        user_id: r.get(1)?,
+                    })
+                },
+            )
+            .map_err(cinder_error)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(cinder_error)
     }
 
     fn assign(&mut self, service: Service, assignments: &[(String, SecretId)]) -> Result<usize> {
@@ -190,15 +199,18 @@ impl EncryptedResources for CinderSqlite {
         }
         let tx = self
             .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(cinder_error)?;
         let mut changed = 0;
         {
             let mut item = tx.prepare_cached(&format!(
                 "UPDATE {} SET encryption_key_id = ?2 WHERE id = ?1 AND deleted = 0 AND encryption_key_id = ?3",
                 table(service)
-            ))?;
+            )).map_err(cinder_error)?;
             for (id, secret) in assignments {
-                changed += item.execute(params![id, secret.to_string(), ALL_ZEROS])?;
+                changed += item
+                    .execute(params![id, secret.to_string(), ALL_ZEROS])
+                    .map_err(cinder_error)?;
             }
         }
         if service == Service::Volume {
@@ -206,17 +218,20 @@ impl EncryptedResources for CinderSqlite {
                 Some(map) => map,
                 None => self.zeroed_snapshots.insert(zeroed_snapshots(&tx)?),
             };
-            let mut snap = tx.prepare_cached(
-                "UPDATE snapshots SET encryption_key_id = ?2
+            let mut snap = tx
+                .prepare_cached(
+                    "UPDATE snapshots SET encryption_key_id = ?2
                  WHERE id = ?1 AND deleted = 0 AND encryption_key_id = ?3",
-            )?;
+                )
+                .map_err(cinder_error)?;
             for (volume, secret) in assignments {
                 for id in zeroed.get(volume).into_iter().flatten() {
-                    snap.execute(params![id, secret.to_string(), ALL_ZEROS])?;
+                    snap.execute(params![id, secret.to_string(), ALL_ZEROS])
+                        .map_err(cinder_error)?;
                 }
             }
         }
-        tx.commit()?;
+        tx.commit().map_err(cinder_error)?;
         if let Some(zeroed) = &mut self.zeroed_snapshots {
             for (volume, _) in assignments {
                 zeroed.remove(volume);
@@ -227,7 +242,10 @@ impl EncryptedResources for CinderSqlite {
 
     fn remaining(&mut self) -> Result<Remaining> {
         let count = |sql: &str| -> Result<u64> {
-            let n: i64 = self.conn.query_row(sql, [ALL_ZEROS], |r| r.get(0))?;
+            let n: i64 = self
+                .conn
+                .query_row(sql, [ALL_ZEROS], |r| r.get(0))
+                .map_err(cinder_error)?;
             Ok(u64::try_from(n).unwrap_or(0))
         };
         let volumes =
@@ -256,13 +274,26 @@ impl EncryptedResources for CinderSqlite {
 
 /// Live snapshots still on the all-zeros id, grouped by their volume.
 fn zeroed_snapshots(conn: &Connection) -> Result<HashMap<String, Vec<String>>> {
-    let mut stmt = conn.prepare(
-        "SELECT id, volume_id FROM snapshots WHERE deleted = 0 AND encryption_key_id = ?1",
-    )?;
-    let mut rows = stmt.query([ALL_ZEROS])?;
+    let mut stmt = conn
+        .prepare("SELECT id, volume_id FROM snapshots WHERE deleted = 0 AND encryption_key_id = ?1")
+        .map_err(cinder_error)?;
+    let mut rows = stmt.query([ALL_ZEROS]).map_err(cinder_error)?;
     let mut by_volume: HashMap<String, Vec<String>> = HashMap::new();
-    while let Some(r) = rows.next()? {
-        by_volume.entry(r.get(1)?).or_default().push(r.get(0)?);
+    while let Some(r) = rows.next().map_err(cinder_error)? {
+        by_volume
+            .entry(r.get(1).map_err(cinder_error)?)
+            .or_default()
+            .push(r.get(0).map_err(cinder_error)?);
     }
     Ok(by_volume)
+}
+
+/// A failed call on cinder's (or nova's) own database, read and updated by
+/// the migration: not the catalog's.
+fn cinder_error(e: rusqlite::Error) -> Error {
+    Error::new(
+        crate::catalog::sqlite::error_kind(&e),
+        "cinder database call failed",
+    )
+    .with_source(e)
 }

@@ -1,10 +1,10 @@
 //! A secret's read ACL: users of other projects it is shared with, and
 //! whether its own project may read it.
 
-use crate::catalog::{Acl, Write};
+use crate::catalog::Write;
 use crate::context::Context;
 use crate::error::Result;
-use crate::model::SecretId;
+use crate::model::{Acl, SecretId};
 
 use super::audit::audited;
 use super::{SecretStore, secret_target};

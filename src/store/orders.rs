@@ -3,11 +3,12 @@
 //! the returned order is already ACTIVE or ERROR.
 
 use crate::backend::KeyManager;
-use crate::catalog::{Container, ContainerType, Order, OrderType, Page, Write};
+use crate::catalog::Write;
 use crate::context::Context;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{
-    ContainerId, ContentType, KeySpec, OrderId, SecretId, SecretMeta, SecretType, Status, Timestamp,
+    Container, ContainerId, ContainerType, ContentType, KeySpec, Order, OrderId, OrderType, Page,
+    SecretId, SecretMeta, SecretType, Status, Timestamp,
 };
 use crate::policy::{Entity, Target};
 use crate::secret::SecretBytes;

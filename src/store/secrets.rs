@@ -7,11 +7,11 @@ use std::fmt;
 use zeroize::Zeroizing;
 
 use crate::backend::FIXED_KEY_ID;
-use crate::catalog::{Page, Write};
+use crate::catalog::Write;
 use crate::context::Context;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{
-    ContentType, ManagedObject, Payload, SecretId, SecretMeta, SecretType, Status, Timestamp,
+    ContentType, ManagedObject, Page, Payload, SecretId, SecretMeta, SecretType, Status, Timestamp,
 };
 use crate::payload;
 use crate::secret::SecretBytes;

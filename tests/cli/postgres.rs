@@ -7,9 +7,8 @@ use std::path::Path;
 
 use crate::common::cli::{Keywarden, Outcome, table_value};
 use crate::common::{Kind, Raw, admin};
-use keywarden::catalog::Acl;
 use keywarden::config::Config;
-use keywarden::model::{BackendId, Consumer, SecretId, UserId};
+use keywarden::model::{Acl, BackendId, Consumer, SecretId, UserId};
 use keywarden::store::{KeyOrder, KeyPairOrder, NewSecret, SecretStore};
 
 const PASSWORD: &str = "hunter2-not-shown";

@@ -9,9 +9,9 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 use zeroize::Zeroizing;
 
-use crate::config::push_toml_str;
 use crate::error::{Error, ErrorKind, Result};
 use crate::secret::SecretBytes;
+use crate::toml_text::push_toml_str;
 
 /// The IANA port for KMIP over TLS.
 pub const DEFAULT_PORT: u16 = 5696;

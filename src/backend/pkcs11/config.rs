@@ -9,9 +9,9 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 use zeroize::Zeroizing;
 
-use crate::config::push_toml_str;
 use crate::error::{Error, ErrorKind, Result};
 use crate::secret::SecretBytes;
+use crate::toml_text::push_toml_str;
 
 /// Barbican's defaults (`[p11_crypto_plugin]`): `primarymkek`, `primaryhmac`.
 pub const DEFAULT_MKEK_LABEL: &str = "primarymkek";

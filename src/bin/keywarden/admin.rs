@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use keywarden::backend::MasterKek;
+use keywarden::catalog::CatalogLocation;
 use keywarden::catalog::{Catalog, SqliteCatalog};
-use keywarden::config::{BackendConfig, CatalogLocation, Config};
+use keywarden::config::{BackendConfig, Config};
 use keywarden::model::BackendId;
 use keywarden::store::SecretStore;
 use keywarden::{Error, ErrorKind};

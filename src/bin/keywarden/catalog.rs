@@ -5,8 +5,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use clap::Subcommand;
+use keywarden::catalog::CatalogLocation;
 use keywarden::catalog::{self, Catalog, SqliteCatalog, copy_verified};
-use keywarden::config::{CatalogLocation, Config};
+use keywarden::config::Config;
 use keywarden::store::SecretStore;
 use keywarden::{Error, ErrorKind};
 

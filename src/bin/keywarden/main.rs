@@ -7,11 +7,11 @@ use std::process::ExitCode;
 
 use base64::Engine as _;
 use clap::{Args, Parser, Subcommand};
-use keywarden::catalog::{Container, Order};
 use keywarden::config::Config;
 use keywarden::context::Context;
 use keywarden::model::{
-    BackendId, ContainerId, OrderId, ProjectId, SecretId, SecretMeta, SecretType, Timestamp, UserId,
+    BackendId, Container, ContainerId, Order, OrderId, ProjectId, SecretId, SecretMeta, SecretType,
+    Timestamp, UserId,
 };
 use keywarden::secret::SecretBytes;
 use keywarden::store::{KeyOrder, KeyPairOrder, ListQuery, NewSecret, SecretStore};
@@ -495,8 +495,8 @@ const ORDER_FIELDS: [&str; 8] = [
 
 fn order_record(store: &SecretStore, o: &Order) -> Record {
     let kind = match o.order_type {
-        keywarden::catalog::OrderType::Key => "Key",
-        keywarden::catalog::OrderType::Asymmetric => "Asymmetric",
+        keywarden::model::OrderType::Key => "Key",
+        keywarden::model::OrderType::Asymmetric => "Asymmetric",
     };
     let values = [
         Cell::Text(href(store, "orders", o.id)),
