@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use keywarden::secret::SecretBytes;
+use keywarden::volume::CipherSpec;
 use keywarden::volume::luks::{FormatOptions, LuksVolume, Pbkdf2Cost, SectorCipher};
-use keywarden::volume::spec::IvGen;
 
 const BUF: usize = 1 << 20;
 
@@ -27,7 +27,7 @@ fn sectors(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(BUF as u64));
     for (name, key_len) in [("aes-128-xts", 32usize), ("aes-256-xts", 64)] {
         let key: Vec<u8> = (0..key_len as u8).collect();
-        let cipher = SectorCipher::new(&key, IvGen::Plain64, 512).unwrap();
+        let cipher = SectorCipher::new(&key, CipherSpec::AES_XTS_PLAIN64, 512).unwrap();
         let mut buf = vec![0x5Au8; BUF];
         group.bench_with_input(BenchmarkId::new("encrypt", name), &(), |b, ()| {
             b.iter(|| cipher.encrypt(&mut buf, 0))
@@ -163,16 +163,16 @@ fn bench_cryptsetup(
 /// sectors, plain64) for about `secs` seconds of wall-clock time.
 fn our_rate(key_len: usize, encrypt: bool, secs: f64) -> f64 {
     let key: Vec<u8> = (0..key_len as u8).collect();
-    let cipher = SectorCipher::new(&key, IvGen::Plain64, 512).unwrap();
+    let cipher = SectorCipher::new(&key, CipherSpec::AES_XTS_PLAIN64, 512).unwrap();
     let mut buf = vec![0x5Au8; BUF];
     let start = Instant::now();
     let mut bytes = 0u64;
     while start.elapsed() < Duration::from_secs_f64(secs) {
         for _ in 0..16 {
             if encrypt {
-                cipher.encrypt(&mut buf, 0);
+                cipher.encrypt(&mut buf, 0).unwrap();
             } else {
-                cipher.decrypt(&mut buf, 0);
+                cipher.decrypt(&mut buf, 0).unwrap();
             }
         }
         bytes += 16 * BUF as u64;
