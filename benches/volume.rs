@@ -1,12 +1,14 @@
-//! Encrypted volumes: XTS sector throughput (to set beside
-//! `openssl speed -evp aes-256-xts`) and opening a LUKS1 header at a fixed
-//! PBKDF2 count (beside `cryptsetup open --test-passphrase` on the same
-//! file).
+//! Encrypted volumes: XTS and CBC sector throughput (to set beside
+//! `openssl speed -evp aes-256-xts` / `aes-256-cbc`) and opening a LUKS1
+//! header at a fixed PBKDF2 count (beside `cryptsetup open
+//! --test-passphrase` on the same file).
 //!
 //! After criterion, `xts_openssl` sets `SectorCipher` beside `openssl speed
-//! -elapsed -evp aes-{256,128}-xts -bytes 1048576` in alternating rounds on
-//! the same machine and prints the ratio (run it alone with
-//! `cargo bench --bench volume -- xts_openssl`).
+//! -elapsed -evp aes-{256,128}-xts -bytes 1048576`, and `cbc_openssl` sets
+//! aes-256-cbc-essiv:sha256 beside `openssl speed -elapsed -evp aes-256-cbc`
+//! (the raw CBC, without ESSIV's IVs), in alternating rounds on the same
+//! machine, and prints the ratios (run them alone with `cargo bench --bench
+//! volume -- xts_openssl`, `-- cbc_openssl`).
 //!
 //! Figures and the commands that made them: docs/benchmarks.md.
 
@@ -17,23 +19,31 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use keywarden::secret::SecretBytes;
+use keywarden::volume::CipherSpec;
 use keywarden::volume::luks::{FormatOptions, LuksVolume, Pbkdf2Cost, SectorCipher};
-use keywarden::volume::spec::IvGen;
 
 const BUF: usize = 1 << 20;
 
+/// Every cipher the bench compares: (openssl's name, our spec, key bytes).
+const CIPHERS: [(&str, CipherSpec, usize); 3] = [
+    ("aes-256-xts", CipherSpec::AES_XTS_PLAIN64, 64),
+    ("aes-128-xts", CipherSpec::AES_XTS_PLAIN64, 32),
+    ("aes-256-cbc", CipherSpec::AES_CBC_ESSIV_SHA256, 32),
+];
+
 fn sectors(c: &mut Criterion) {
-    let mut group = c.benchmark_group("xts_sectors");
+    let mut group = c.benchmark_group("sectors");
     group.throughput(Throughput::Bytes(BUF as u64));
-    for (name, key_len) in [("aes-128-xts", 32usize), ("aes-256-xts", 64)] {
+    for (openssl_name, spec, key_len) in CIPHERS {
+        let name = format!("{openssl_name}-{}", spec.ivgen.as_str());
         let key: Vec<u8> = (0..key_len as u8).collect();
-        let cipher = SectorCipher::new(&key, IvGen::Plain64, 512).unwrap();
+        let cipher = SectorCipher::new(&key, spec, 512).unwrap();
         let mut buf = vec![0x5Au8; BUF];
-        group.bench_with_input(BenchmarkId::new("encrypt", name), &(), |b, ()| {
-            b.iter(|| cipher.encrypt(&mut buf, 0))
+        group.bench_with_input(BenchmarkId::new("encrypt", &name), &(), |b, ()| {
+            b.iter(|| cipher.encrypt(&mut buf, 0).unwrap())
         });
-        group.bench_with_input(BenchmarkId::new("decrypt", name), &(), |b, ()| {
-            b.iter(|| cipher.decrypt(&mut buf, 0))
+        group.bench_with_input(BenchmarkId::new("decrypt", &name), &(), |b, ()| {
+            b.iter(|| cipher.decrypt(&mut buf, 0).unwrap())
         });
     }
     group.finish();
@@ -160,19 +170,19 @@ fn bench_cryptsetup(
 }
 
 /// Bytes per second of `SectorCipher` over one `BUF`-byte buffer (512-byte
-/// sectors, plain64) for about `secs` seconds of wall-clock time.
-fn our_rate(key_len: usize, encrypt: bool, secs: f64) -> f64 {
+/// sectors) for about `secs` seconds of wall-clock time.
+fn our_rate(spec: CipherSpec, key_len: usize, encrypt: bool, secs: f64) -> f64 {
     let key: Vec<u8> = (0..key_len as u8).collect();
-    let cipher = SectorCipher::new(&key, IvGen::Plain64, 512).unwrap();
+    let cipher = SectorCipher::new(&key, spec, 512).unwrap();
     let mut buf = vec![0x5Au8; BUF];
     let start = Instant::now();
     let mut bytes = 0u64;
     while start.elapsed() < Duration::from_secs_f64(secs) {
         for _ in 0..16 {
             if encrypt {
-                cipher.encrypt(&mut buf, 0);
+                cipher.encrypt(&mut buf, 0).unwrap();
             } else {
-                cipher.decrypt(&mut buf, 0);
+                cipher.decrypt(&mut buf, 0).unwrap();
             }
         }
         bytes += 16 * BUF as u64;
@@ -208,27 +218,44 @@ fn openssl_rate(cipher: &str, encrypt: bool, secs: u32) -> Option<f64> {
 
 /// Five alternating one-second rounds of ours and of openssl for each
 /// cipher and direction; the best round of each counts (the machine is
-/// shared, so the best round is the least disturbed one).
-fn compare_with_openssl() {
-    for (cipher, key_len) in [("aes-256-xts", 64usize), ("aes-128-xts", 32)] {
+/// shared, so the best round is the least disturbed one). CBC encryption
+/// is sequential within a sector (openssl's one long chain is too), so its
+/// target applies to decryption only.
+fn compare_with_openssl(filter: &dyn Fn(&str) -> bool) {
+    for (cipher, spec, key_len) in CIPHERS {
+        let tag = if spec.mode() == "xts" {
+            "xts_openssl"
+        } else {
+            "cbc_openssl"
+        };
+        if !filter(tag) {
+            continue;
+        }
         for encrypt in [true, false] {
             let (mut ours, mut theirs) = (0f64, None::<f64>);
             for _ in 0..5 {
-                ours = ours.max(our_rate(key_len, encrypt, 1.0));
+                ours = ours.max(our_rate(spec, key_len, encrypt, 1.0));
                 if let Some(t) = openssl_rate(cipher, encrypt, 1) {
                     theirs = Some(theirs.map_or(t, |b| b.max(t)));
                 }
             }
             let dir = if encrypt { "encrypt" } else { "decrypt" };
+            let ourname = format!("{spec}");
+            let target = if spec.mode() == "cbc" && encrypt {
+                "recorded, no target"
+            } else {
+                "target >= 0.5"
+            };
             match theirs {
                 Some(theirs) => println!(
-                    "xts_openssl {cipher} {dir}, 1 MiB, best of 5: keywarden {:.0} MB/s, openssl {:.0} MB/s, ratio {:.2} (target >= 0.5)",
+                    "{tag} {ourname} ({} bytes key) vs openssl {cipher} {dir}, 1 MiB, best of 5: keywarden {:.0} MB/s, openssl {:.0} MB/s, ratio {:.2} ({target})",
+                    key_len,
                     ours / 1e6,
                     theirs / 1e6,
                     ours / theirs
                 ),
                 None => println!(
-                    "xts_openssl {cipher} {dir}: keywarden {:.0} MB/s; openssl speed not available",
+                    "{tag} {ourname} {dir}: keywarden {:.0} MB/s; openssl speed not available",
                     ours / 1e6
                 ),
             }
@@ -236,14 +263,15 @@ fn compare_with_openssl() {
     }
 }
 
-/// Whether the command line's filter (if any) selects the openssl
-/// comparison: no filter, or one that `xts_openssl` contains.
-fn wants_openssl_comparison() -> bool {
+/// Whether the command line's filter (if any) selects an openssl
+/// comparison: no filter, or one that its name (`xts_openssl`,
+/// `cbc_openssl`) contains.
+fn wants_openssl_comparison(name: &str) -> bool {
     let filters: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-') && a.parse::<f64>().is_err())
         .collect();
-    filters.is_empty() || filters.iter().any(|f| "xts_openssl".contains(f.as_str()))
+    filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()))
 }
 
 criterion_group!(benches, sectors, open);
@@ -251,7 +279,5 @@ criterion_group!(benches, sectors, open);
 fn main() {
     benches();
     Criterion::default().configure_from_args().final_summary();
-    if wants_openssl_comparison() {
-        compare_with_openssl();
-    }
+    compare_with_openssl(&wants_openssl_comparison);
 }

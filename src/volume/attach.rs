@@ -1,6 +1,7 @@
 //! Attach, as nova and os-brick do it: fetch the volume's key, turn it
 //! into the LUKS passphrase, register it with libvirt, and open the volume
-//! (formatting it on its first attach).
+//! (formatting it on its first attach); or, for os-brick's `plain`
+//! provider, open it as dm-crypt plain mode ([`attach_plain`]).
 
 use std::fmt;
 use std::path::Path;
@@ -14,6 +15,7 @@ use crate::secret::SecretBytes;
 use crate::store::SecretStore;
 use crate::volume::VolumeId;
 use crate::volume::luks::{FormatOptions, LuksVolume, Pbkdf2Cost, is_luks};
+use crate::volume::plain::{PlainOptions, PlainVolume};
 use crate::volume::spec::{ControlLocation, EncryptionMetadata, Provider};
 
 /// The LUKS passphrase for a key, as os-brick's
@@ -129,9 +131,16 @@ pub fn fetch_passphrase(
 /// Attaches the volume held in the file at `path`, as nova's native LUKS
 /// path does: fetch the key, derive the passphrase, and open the volume.
 /// A file that is not LUKS yet is formatted with the volume type's cipher
-/// and key size (os-brick's lazy first-attach format); a LUKS volume is
-/// opened and never formatted again, so a wrong key is an error, not a
-/// reformat.
+/// and key size (os-brick's lazy first-attach format); a LUKS volume (a
+/// LUKS header at byte 0, or a LUKS2 secondary header when the primary is
+/// damaged) is opened and never formatted again, so a wrong key is an
+/// error, not a reformat. Unlike os-brick, a file that is not LUKS but
+/// holds data where the header would go is not formatted either
+/// (`Conflict`): that needs an operator and
+/// [`FormatOptions::danger_overwrite_existing_data`].
+///
+/// Plain dm-crypt volumes (provider `plain`) have no header: attach them
+/// with [`attach_plain`].
 pub fn attach(
     store: &SecretStore,
     ctx: &Context,
@@ -140,17 +149,11 @@ pub fn attach(
     path: &Path,
     opts: &AttachOptions,
 ) -> Result<Attachment> {
-    if encryption.control_location != ControlLocation::FrontEnd {
-        return Err(Error::new(
-            ErrorKind::InvalidInput,
-            "the back end encrypts this volume; the host has nothing to attach",
-        )
-        .with_field("control_location"));
-    }
+    front_end(encryption)?;
     if encryption.provider == Provider::Plain {
         return Err(Error::new(
-            ErrorKind::Unsupported,
-            "plain dm-crypt volumes have no LUKS header to open",
+            ErrorKind::InvalidInput,
+            "plain dm-crypt volumes have no LUKS header to open; attach them with attach_plain",
         )
         .with_field("provider"));
     }
@@ -178,6 +181,46 @@ pub fn attach(
         libvirt_secret: LibvirtSecret::new(volume_id, passphrase),
         formatted,
     })
+}
+
+/// Attaches a volume of os-brick's `plain` provider held in the file at
+/// `path`, as its CryptsetupEncryptor does: fetch the key, derive the
+/// passphrase, and open the file with `cryptsetup create --key-file=-
+/// [--cipher C] [--key-size N]` semantics ([`PlainOptions::from_spec`]).
+///
+/// Plain mode has no header, so a wrong key cannot be detected: it opens
+/// and reads noise. Nothing is ever formatted or written here.
+pub fn attach_plain(
+    store: &SecretStore,
+    ctx: &Context,
+    encryption: &EncryptionMetadata,
+    path: &Path,
+) -> Result<PlainVolume> {
+    front_end(encryption)?;
+    if encryption.provider != Provider::Plain {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "a {} volume has a LUKS header; attach it with attach",
+                encryption.provider
+            ),
+        )
+        .with_field("provider"));
+    }
+    let opts = PlainOptions::from_spec(&encryption.spec()?)?;
+    let passphrase = fetch_passphrase(store, ctx, &encryption.encryption_key_id)?;
+    PlainVolume::open(path, &passphrase, &opts)
+}
+
+fn front_end(encryption: &EncryptionMetadata) -> Result<()> {
+    if encryption.control_location != ControlLocation::FrontEnd {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "the back end encrypts this volume; the host has nothing to attach",
+        )
+        .with_field("control_location"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -5,9 +5,12 @@
 //! - [`keys`]: the key over the volume's life (create, snapshot, clone,
 //!   backup, delete, transfer) through [`SecretStore`](crate::store::SecretStore);
 //! - [`attach`]: key -> LUKS passphrase, the libvirt secret, first-attach
-//!   format;
+//!   format; plain-mode attach;
 //! - [`luks`]: LUKS1 format/open and LUKS2 open for a volume held in a
-//!   file, and the payload read and written with `aes-xts-plain64`.
+//!   file, and the payload read and written with AES-XTS or AES-CBC
+//!   (`essiv:sha256`, `plain64`, `plain`);
+//! - [`plain`]: dm-crypt plain mode (os-brick's `plain` provider): the key
+//!   cryptsetup derives from the passphrase, the headerless payload.
 
 use std::fmt;
 use std::str::FromStr;
@@ -17,17 +20,19 @@ use crate::error::{Error, Result};
 pub mod attach;
 pub mod keys;
 pub mod luks;
+pub mod plain;
 pub mod spec;
 
 pub use attach::{
-    AttachOptions, Attachment, LibvirtSecret, attach, fetch_passphrase, hex_passphrase,
-    passphrase_for,
+    AttachOptions, Attachment, LibvirtSecret, attach, attach_plain, fetch_passphrase,
+    hex_passphrase, passphrase_for,
 };
 pub use keys::{EncryptedVolume, VolumeKeys, VolumeSnapshot};
-pub use luks::{FormatOptions, LuksHeader, LuksVolume, Pbkdf2Cost, is_luks};
+pub use luks::{FormatOptions, KdfLimits, LuksHeader, LuksVolume, Pbkdf2Cost, is_luks};
+pub use plain::{PlainHash, PlainOptions, PlainVolume, plain_key};
 pub use spec::{
-    CipherSpec, ControlLocation, EncryptionMetadata, EncryptionSpec, KeyRequest, KeySizeConvention,
-    Provider,
+    BlockMode, CipherSpec, ControlLocation, EncryptionMetadata, EncryptionSpec, KeyRequest,
+    KeySizeConvention, Provider,
 };
 
 macro_rules! volume_id {

@@ -94,13 +94,16 @@ impl fmt::Display for ControlLocation {
     }
 }
 
-/// How the sector number becomes the XTS tweak.
+/// How the sector number becomes the IV (the XTS tweak, or the CBC IV).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum IvGen {
     /// The 64-bit sector number, little-endian.
     Plain64,
     /// The low 32 bits of the sector number (old dm-crypt volumes).
     Plain,
+    /// The 64-bit sector number encrypted under SHA-256 of the volume key
+    /// (dm-crypt's `essiv:sha256`; AES-256 whatever the data key's size).
+    EssivSha256,
 }
 
 impl IvGen {
@@ -108,22 +111,61 @@ impl IvGen {
         match self {
             IvGen::Plain64 => "plain64",
             IvGen::Plain => "plain",
+            IvGen::EssivSha256 => "essiv:sha256",
         }
     }
 }
 
-/// A cipher spec we can run: `aes-xts-plain64` (or `aes-xts-plain`).
+/// The chaining mode of a sector cipher.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BlockMode {
+    /// XTS: the key is two AES keys (data, tweak).
+    Xts,
+    /// CBC, one chain per sector, restarted with the sector's IV.
+    Cbc,
+}
+
+impl BlockMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BlockMode::Xts => "xts",
+            BlockMode::Cbc => "cbc",
+        }
+    }
+}
+
+/// The cipher specs we run, as cinder and dm-crypt name them.
+const SUPPORTED_CIPHERS: &str =
+    "aes-xts-plain64, aes-xts-plain, aes-cbc-essiv:sha256, aes-cbc-plain64 or aes-cbc-plain";
+
+/// A cipher spec we can run: AES in XTS (`plain64`, `plain` IVs) or CBC
+/// (`essiv:sha256`, `plain64`, `plain` IVs).
 ///
 /// Parsed the way cinder's `decode_cipher` splits it: exactly three
 /// dash-separated parts, algorithm, mode, IV generator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CipherSpec {
+    pub mode: BlockMode,
     pub ivgen: IvGen,
 }
 
 impl CipherSpec {
     pub const AES_XTS_PLAIN64: CipherSpec = CipherSpec {
+        mode: BlockMode::Xts,
         ivgen: IvGen::Plain64,
+    };
+    /// cryptsetup's LUKS1 default before 1.6, and its plain-mode default.
+    pub const AES_CBC_ESSIV_SHA256: CipherSpec = CipherSpec {
+        mode: BlockMode::Cbc,
+        ivgen: IvGen::EssivSha256,
+    };
+    pub const AES_CBC_PLAIN64: CipherSpec = CipherSpec {
+        mode: BlockMode::Cbc,
+        ivgen: IvGen::Plain64,
+    };
+    pub const AES_CBC_PLAIN: CipherSpec = CipherSpec {
+        mode: BlockMode::Cbc,
+        ivgen: IvGen::Plain,
     };
 
     /// The cipher name as a LUKS header stores it.
@@ -131,17 +173,39 @@ impl CipherSpec {
         "aes"
     }
 
-    /// The cipher mode as a LUKS header stores it (`xts-plain64`).
+    /// The cipher mode as a LUKS header stores it (`xts-plain64`,
+    /// `cbc-essiv:sha256`).
     pub fn cipher_mode(&self) -> &'static str {
-        match self.ivgen {
-            IvGen::Plain64 => "xts-plain64",
-            IvGen::Plain => "xts-plain",
+        match (self.mode, self.ivgen) {
+            (BlockMode::Xts, IvGen::Plain64) => "xts-plain64",
+            (BlockMode::Xts, IvGen::Plain) => "xts-plain",
+            (BlockMode::Xts, IvGen::EssivSha256) => "xts-essiv:sha256",
+            (BlockMode::Cbc, IvGen::Plain64) => "cbc-plain64",
+            (BlockMode::Cbc, IvGen::Plain) => "cbc-plain",
+            (BlockMode::Cbc, IvGen::EssivSha256) => "cbc-essiv:sha256",
         }
     }
 
-    /// The chaining mode alone, as recorded on the key (`xts`).
+    /// The chaining mode alone, as recorded on the key (`xts`, `cbc`).
     pub fn mode(&self) -> &'static str {
-        "xts"
+        self.mode.as_str()
+    }
+
+    /// Whether a whole key of `bits` (cryptsetup's `--key-size`) runs
+    /// with this cipher: XTS takes two AES keys, CBC one.
+    pub fn takes_key_bits(&self, bits: u32) -> bool {
+        match self.mode {
+            BlockMode::Xts => matches!(bits, 256 | 384 | 512),
+            BlockMode::Cbc => matches!(bits, 128 | 192 | 256),
+        }
+    }
+
+    /// The key sizes [`CipherSpec::takes_key_bits`] accepts, for messages.
+    pub fn key_bits_text(&self) -> &'static str {
+        match self.mode {
+            BlockMode::Xts => "the whole XTS key is 256, 384 or 512 bits",
+            BlockMode::Cbc => "the CBC key is 128, 192 or 256 bits",
+        }
     }
 }
 
@@ -155,18 +219,27 @@ impl FromStr for CipherSpec {
                 "Invalid cipher field in encryption type: expected <algorithm>-<mode>-<ivgen>",
             ));
         };
-        let ivgen = match (alg.to_ascii_lowercase().as_str(), *mode, *ivgen) {
-            ("aes", "xts", "plain64") => IvGen::Plain64,
-            ("aes", "xts", "plain") => IvGen::Plain,
+        let spec = match (alg.to_ascii_lowercase().as_str(), *mode, *ivgen) {
+            ("aes", "xts", "plain64") => CipherSpec::AES_XTS_PLAIN64,
+            ("aes", "xts", "plain") => CipherSpec {
+                mode: BlockMode::Xts,
+                ivgen: IvGen::Plain,
+            },
+            ("aes", "cbc", "essiv:sha256") => CipherSpec::AES_CBC_ESSIV_SHA256,
+            ("aes", "cbc", "plain64") => CipherSpec::AES_CBC_PLAIN64,
+            ("aes", "cbc", "plain") => CipherSpec::AES_CBC_PLAIN,
             _ => {
                 return Err(Error::new(
                     ErrorKind::Unsupported,
-                    format!("cipher {} is not supported; use aes-xts-plain64", s.trim()),
+                    format!(
+                        "cipher {} is not supported; use {SUPPORTED_CIPHERS}",
+                        s.trim()
+                    ),
                 )
                 .with_field("cipher"));
             }
         };
-        Ok(CipherSpec { ivgen })
+        Ok(spec)
     }
 }
 
@@ -178,10 +251,11 @@ impl fmt::Display for CipherSpec {
 
 /// What `key_size` means to the tool that formats the volume.
 ///
-/// The same volume type gives different LUKS master keys depending on the
-/// path: cryptsetup (os-brick) takes `--key-size` as the whole XTS key, so
-/// 256 is AES-128-XTS; QEMU (cinder's RBD path, `qemu-img create -f luks`)
-/// takes `aes-256` as the size of each half, so 256 is AES-256-XTS.
+/// The same XTS volume type gives different LUKS master keys depending on
+/// the path: cryptsetup (os-brick) takes `--key-size` as the whole XTS key,
+/// so 256 is AES-128-XTS; QEMU (cinder's RBD path, `qemu-img create -f
+/// luks`) takes `aes-256` as the size of each half, so 256 is AES-256-XTS.
+/// For CBC, which has one key, both mean the same.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum KeySizeConvention {
     /// `key_size` is the whole XTS key (cryptsetup, os-brick, our formatter).
@@ -209,7 +283,7 @@ pub struct EncryptionSpec {
     /// `None` only for a spec that cannot make a key (cinder refuses it when
     /// a volume is created).
     pub cipher: Option<CipherSpec>,
-    /// Bits, cryptsetup's meaning (the whole XTS key).
+    /// Bits, cryptsetup's meaning (the whole XTS key; the CBC key).
     pub key_size: Option<u32>,
 }
 
@@ -279,8 +353,10 @@ impl EncryptionSpec {
     /// formatted by a tool with the given `key_size` convention.
     pub fn master_key_bytes(&self, convention: KeySizeConvention) -> Result<usize> {
         let bits = self.key_size.unwrap_or(256);
+        let xts = self.cipher.is_none_or(|c| c.mode == BlockMode::Xts);
         let bytes = match convention {
             KeySizeConvention::Cryptsetup => bits / 8,
+            KeySizeConvention::Qemu if !xts => bits / 8,
             KeySizeConvention::Qemu => {
                 if !matches!(bits, 128 | 192 | 256) {
                     return Err(Error::new(
@@ -308,11 +384,13 @@ impl EncryptionSpec {
 
     fn check_key_size(&self) -> Result<()> {
         match (self.cipher, self.key_size) {
-            (Some(_), Some(256 | 384 | 512)) | (_, None) => Ok(()),
+            (Some(c), Some(bits)) if c.takes_key_bits(bits) => Ok(()),
+            (_, None) => Ok(()),
             (Some(c), Some(bits)) => Err(Error::new(
                 ErrorKind::Unsupported,
                 format!(
-                    "key_size {bits} is not supported for {c}: the whole XTS key is 256, 384 or 512 bits"
+                    "key_size {bits} is not supported for {c}: {}",
+                    c.key_bits_text()
                 ),
             )
             .with_field("key_size")),
@@ -394,12 +472,21 @@ mod tests {
             (e.kind(), e.field()),
             (ErrorKind::InvalidInput, Some("cipher"))
         );
-        let e = EncryptionSpec::parse("luks", "front-end", Some("aes-cbc-essiv:sha256"), None)
+        for cipher in ["serpent-xts-plain64", "aes-cbc-essiv:sha1", "aes-xts-benbi"] {
+            let e = EncryptionSpec::parse("luks", "front-end", Some(cipher), None).unwrap_err();
+            assert_eq!(
+                (e.kind(), e.field()),
+                (ErrorKind::Unsupported, Some("cipher"))
+            );
+            assert!(e.context().contains("aes-cbc-essiv:sha256"), "{e}");
+        }
+        let e = EncryptionSpec::parse("luks", "front-end", Some("aes-cbc-plain64"), Some("512"))
             .unwrap_err();
         assert_eq!(
             (e.kind(), e.field()),
-            (ErrorKind::Unsupported, Some("cipher"))
+            (ErrorKind::Unsupported, Some("key_size"))
         );
+        assert!(e.context().contains("128, 192 or 256"), "{e}");
         let e = EncryptionSpec::parse("luks", "front-end", Some("aes-xts-plain64"), Some("128"))
             .unwrap_err();
         assert_eq!(
@@ -432,5 +519,31 @@ mod tests {
                 .kind(),
             ErrorKind::Unsupported
         );
+    }
+
+    #[test]
+    fn cbc_specs_parse_and_keep_one_key() {
+        for (name, spec) in [
+            ("aes-cbc-essiv:sha256", CipherSpec::AES_CBC_ESSIV_SHA256),
+            ("aes-cbc-plain64", CipherSpec::AES_CBC_PLAIN64),
+            ("aes-cbc-plain", CipherSpec::AES_CBC_PLAIN),
+        ] {
+            assert_eq!(name.parse::<CipherSpec>().unwrap(), spec);
+            assert_eq!(spec.to_string(), name);
+            for bits in ["128", "256"] {
+                let e =
+                    EncryptionSpec::parse("plain", "front-end", Some(name), Some(bits)).unwrap();
+                let req = e.key_request().unwrap();
+                assert_eq!(
+                    (req.algorithm.as_str(), req.mode.as_deref()),
+                    ("aes", Some("cbc"))
+                );
+                let bytes = bits.parse::<usize>().unwrap() / 8;
+                // One AES key: QEMU's aes-256 and cryptsetup's 256 agree.
+                for conv in [KeySizeConvention::Cryptsetup, KeySizeConvention::Qemu] {
+                    assert_eq!(e.master_key_bytes(conv).unwrap(), bytes);
+                }
+            }
+        }
     }
 }

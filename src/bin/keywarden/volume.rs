@@ -1,6 +1,8 @@
 //! `keywarden volume …`: for operators who must open an encrypted volume by
 //! hand. The key is named by its secret href or id; the passphrase is
-//! derived from it as os-brick derives it.
+//! derived from it as os-brick derives it. `read`, `write` and `check`
+//! take `--plain` for volumes of os-brick's `plain` provider (dm-crypt
+//! plain mode, no header).
 
 use std::io::{IsTerminal, Write as _};
 use std::path::PathBuf;
@@ -9,7 +11,9 @@ use clap::{Args, Subcommand};
 use keywarden::model::SecretId;
 use keywarden::secret::SecretBytes;
 use keywarden::volume::luks::{FormatOptions, LuksHeader, LuksVolume, Pbkdf2Cost};
-use keywarden::volume::{CipherSpec, fetch_passphrase};
+use keywarden::volume::{
+    BlockMode, CipherSpec, EncryptionSpec, PlainHash, PlainOptions, PlainVolume, fetch_passphrase,
+};
 use keywarden::{Error, ErrorKind};
 
 use crate::output::Cell;
@@ -22,25 +26,34 @@ pub enum VolumeCommand {
     /// terminal, so it can be piped to `cryptsetup --key-file=-`.
     Passphrase { key: String },
     /// Format FILE as LUKS1 with the key's passphrase in key slot 0.
-    /// Refuses a file that is already LUKS.
+    /// Refuses a file that is already LUKS (a header at byte 0 or a LUKS2
+    /// secondary header) or holds data where the header goes, unless
+    /// --danger-overwrite-existing-data.
     Format {
         file: PathBuf,
         #[command(flatten)]
         key: KeyArg,
+        /// aes-xts-plain64, aes-xts-plain, aes-cbc-essiv:sha256,
+        /// aes-cbc-plain64 or aes-cbc-plain.
         #[arg(long, default_value = "aes-xts-plain64")]
         cipher: String,
-        /// The whole XTS key in bits, as cryptsetup counts it (256 is
-        /// AES-128-XTS, 512 is AES-256-XTS).
-        #[arg(long = "key-size", default_value = "512", value_parser = ["256", "384", "512"])]
-        key_size: String,
+        /// The key in bits, as cryptsetup counts it: for XTS the whole key
+        /// (256 is AES-128-XTS, 512 AES-256-XTS; default 512), for CBC the
+        /// AES key (128, 192 or 256; default 256).
+        #[arg(long = "key-size")]
+        key_size: Option<u32>,
         /// PBKDF2 iterations for the key slot and digest (default: 2 s
         /// measured on this machine, as cryptsetup does).
         #[arg(long = "pbkdf2-iterations")]
         pbkdf2_iterations: Option<u32>,
+        /// Format even over a LUKS header or other data, destroying it.
+        #[arg(long = "danger-overwrite-existing-data")]
+        overwrite: bool,
     },
     /// Show FILE's LUKS header, as `cryptsetup luksDump` does.
     Dump { file: PathBuf },
-    /// Exit 0 when the key's passphrase opens FILE.
+    /// Exit 0 when the key's passphrase opens FILE (LUKS only: a plain
+    /// volume has no header to check a key against).
     Check {
         file: PathBuf,
         #[command(flatten)]
@@ -53,6 +66,8 @@ pub enum VolumeCommand {
         key: KeyArg,
         #[arg(long)]
         input: PathBuf,
+        #[command(flatten)]
+        plain: PlainArgs,
     },
     /// Write FILE's whole decrypted payload to RAW (mode 0600).
     Read {
@@ -61,7 +76,99 @@ pub enum VolumeCommand {
         key: KeyArg,
         #[arg(long)]
         output: PathBuf,
+        #[command(flatten)]
+        plain: PlainArgs,
     },
+}
+
+/// dm-crypt plain mode, as `cryptsetup open --type plain` takes it. With
+/// os-brick's `plain` provider, pass the volume type's cipher and key size
+/// (or nothing, for cryptsetup's defaults). A wrong key cannot be detected:
+/// it reads noise.
+#[derive(Args, Debug)]
+pub struct PlainArgs {
+    /// FILE is a plain dm-crypt volume (no LUKS header).
+    #[arg(long)]
+    plain: bool,
+    /// Plain-mode cipher (default aes-cbc-essiv:sha256).
+    #[arg(long = "plain-cipher", requires = "plain")]
+    plain_cipher: Option<String>,
+    /// Plain-mode key size in bits (default 256).
+    #[arg(long = "plain-key-size", requires = "plain")]
+    plain_key_size: Option<u32>,
+    /// Passphrase hash: ripemd160 (default), sha1, sha256, sha512, plain.
+    #[arg(long = "plain-hash", requires = "plain")]
+    plain_hash: Option<String>,
+    /// Payload start in 512-byte sectors (cryptsetup --offset).
+    #[arg(long = "plain-offset", requires = "plain", default_value_t = 0)]
+    plain_offset: u64,
+    /// IV sector of the first payload sector (cryptsetup --skip).
+    #[arg(long = "plain-skip", requires = "plain", default_value_t = 0)]
+    plain_skip: u64,
+}
+
+impl PlainArgs {
+    fn options(&self) -> CliResult<Option<PlainOptions>> {
+        if !self.plain {
+            return Ok(None);
+        }
+        let key_size = self.plain_key_size.map(|k| k.to_string());
+        let spec = EncryptionSpec::parse(
+            "plain",
+            "front-end",
+            self.plain_cipher.as_deref(),
+            key_size.as_deref(),
+        )?;
+        let mut opts = PlainOptions::from_spec(&spec)?
+            .with_offset(self.plain_offset)
+            .with_skip(self.plain_skip);
+        if let Some(h) = &self.plain_hash {
+            opts = opts.with_hash(PlainHash::parse(h)?);
+        }
+        Ok(Some(opts))
+    }
+}
+
+/// A LUKS or plain volume, opened for `read` and `write`.
+enum Opened {
+    Luks(LuksVolume),
+    Plain(PlainVolume),
+}
+
+impl Opened {
+    fn open(cli: &Cli, file: &std::path::Path, key: &str, plain: &PlainArgs) -> CliResult<Self> {
+        let opts = plain.options()?;
+        let pass = passphrase(cli, key)?;
+        Ok(match opts {
+            Some(o) => Opened::Plain(PlainVolume::open(file, &pass, &o)?),
+            None => Opened::Luks(LuksVolume::open(file, &pass)?),
+        })
+    }
+
+    fn payload_len(&self) -> u64 {
+        match self {
+            Opened::Luks(v) => v.payload_len(),
+            Opened::Plain(v) => v.payload_len(),
+        }
+    }
+
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> keywarden::Result<()> {
+        match self {
+            Opened::Luks(v) => v.read_at(offset, buf),
+            Opened::Plain(v) => v.read_at(offset, buf),
+        }
+    }
+
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> keywarden::Result<()> {
+        match self {
+            Opened::Luks(v) => v.write_at(offset, data)?,
+            Opened::Plain(v) => v.write_at(offset, data)?,
+        }
+        match self {
+            Opened::Luks(v) => v.sync(),
+            Opened::Plain(v) => v.sync(),
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -89,17 +196,32 @@ pub fn run(cli: &Cli, cmd: &VolumeCommand) -> CliResult<String> {
             cipher,
             key_size,
             pbkdf2_iterations,
+            overwrite,
         } => {
-            let pass = passphrase(cli, &key.key)?;
             let cipher: CipherSpec = cipher.parse()?;
+            let bits = key_size.unwrap_or(match cipher.mode {
+                BlockMode::Xts => 512,
+                BlockMode::Cbc => 256,
+            });
+            // Refuses a size the cipher does not take, naming what works.
+            EncryptionSpec::parse(
+                "luks",
+                "front-end",
+                Some(&cipher.to_string()),
+                Some(&bits.to_string()),
+            )?;
+            let pass = passphrase(cli, &key.key)?;
             let cost = match pbkdf2_iterations {
                 Some(n) => Pbkdf2Cost::Iterations(*n),
                 None => Pbkdf2Cost::default(),
             };
-            let opts = FormatOptions::default()
+            let mut opts = FormatOptions::default()
                 .with_cipher(cipher)
-                .with_key_bytes(key_size.parse::<usize>().unwrap_or(512) / 8)
+                .with_key_bytes(bits as usize / 8)
                 .with_cost(cost);
+            if *overwrite {
+                opts = opts.danger_overwrite_existing_data();
+            }
             let vol = LuksVolume::format(file, &pass, &opts)?;
             summary(cli, file, &vol)
         }
@@ -108,12 +230,17 @@ pub fn run(cli: &Cli, cmd: &VolumeCommand) -> CliResult<String> {
             let vol = LuksVolume::open(file, &passphrase(cli, &key.key)?)?;
             summary(cli, file, &vol)
         }
-        VolumeCommand::Write { file, key, input } => {
+        VolumeCommand::Write {
+            file,
+            key,
+            input,
+            plain,
+        } => {
             let data =
                 zeroize::Zeroizing::new(std::fs::read(input).map_err(|e| {
                     Failure::Usage(format!("cannot read {}: {e}", input.display()))
                 })?);
-            let mut vol = LuksVolume::open(file, &passphrase(cli, &key.key)?)?;
+            let mut vol = Opened::open(cli, file, &key.key, plain)?;
             if data.len() as u64 > vol.payload_len() {
                 return Err(Failure::Store(Error::invalid(
                     "input",
@@ -125,7 +252,6 @@ pub fn run(cli: &Cli, cmd: &VolumeCommand) -> CliResult<String> {
                 )));
             }
             vol.write_at(0, &data)?;
-            vol.sync()?;
             show(
                 cli,
                 &vec![
@@ -134,8 +260,13 @@ pub fn run(cli: &Cli, cmd: &VolumeCommand) -> CliResult<String> {
                 ],
             )
         }
-        VolumeCommand::Read { file, key, output } => {
-            let mut vol = LuksVolume::open(file, &passphrase(cli, &key.key)?)?;
+        VolumeCommand::Read {
+            file,
+            key,
+            output,
+            plain,
+        } => {
+            let mut vol = Opened::open(cli, file, &key.key, plain)?;
             let len = usize::try_from(vol.payload_len()).map_err(|_| {
                 Failure::Store(Error::new(ErrorKind::TooLarge, "payload too large to read"))
             })?;

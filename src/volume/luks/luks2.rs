@@ -16,19 +16,28 @@ use zeroize::Zeroizing;
 use crate::error::{Error, ErrorKind, Result};
 use crate::secret::SecretBytes;
 use crate::volume::luks::crypto::{HashSpec, SectorCipher, af_merge};
-use crate::volume::luks::{LuksHeader, LuksVolume, MAGIC, SECTOR, read_exact_at, truncated};
+use crate::volume::luks::payload::Payload;
+use crate::volume::luks::{
+    KdfLimits, LuksHeader, LuksVolume, MAGIC, SECTOR, read_exact_at, truncated,
+};
 use crate::volume::spec::CipherSpec;
 
 const BINARY_LEN: usize = 4096;
 const SECONDARY_MAGIC: [u8; 6] = *b"SKUL\xba\xbe";
-/// cryptsetup's ceiling for argon2 memory, in KiB (4 GiB).
-const MAX_ARGON2_MEMORY_KIB: u32 = 4 * 1024 * 1024;
 const MAX_ARGON2_CPUS: u32 = 16;
+/// Where a secondary header can stand: right after a primary of each size
+/// cryptsetup writes (16 KiB to 4 MiB), the offsets cryptsetup itself
+/// scans when the primary is gone.
+pub(crate) const SECONDARY_OFFSETS: [u64; 9] = [
+    0x4000, 0x8000, 0x10000, 0x20000, 0x40000, 0x80000, 0x10_0000, 0x20_0000, 0x40_0000,
+];
 
 /// The parts of a LUKS2 header we use. Salts and digests are public.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Luks2Header {
     pub hdr_size: u64,
+    /// Where this copy says it stands (0 for the primary).
+    pub hdr_offset: u64,
     pub seqid: u64,
     pub label: String,
     pub checksum_alg: String,
@@ -95,25 +104,28 @@ pub struct Luks2Segment {
 }
 
 impl Luks2Header {
-    /// Reads the primary header and, when its checksum fails, the secondary
-    /// copy right after it.
+    /// Reads the primary header and, when it is damaged or gone, the
+    /// secondary copy: first where the primary's size says, then at every
+    /// offset cryptsetup scans. Each copy must stand where it says it does.
     pub(crate) fn read(file: &mut File, len: u64) -> Result<Self> {
-        let primary = read_area(file, 0, len).and_then(|b| Luks2Header::parse(&b));
-        match primary {
-            Ok(h) => Ok(h),
-            Err(first) => {
-                let Some(hdr_size) = peek_hdr_size(file, len) else {
-                    return Err(first);
-                };
-                match read_area(file, hdr_size, len).and_then(|b| Luks2Header::parse(&b)) {
-                    Ok(h) => {
-                        tracing::warn!("LUKS2 primary header is damaged; using the secondary copy");
-                        Ok(h)
-                    }
-                    Err(_) => Err(first),
-                }
+        let first = match read_copy(file, 0, len) {
+            Ok(h) => return Ok(h),
+            Err(e) => e,
+        };
+        let named = peek_hdr_size_at(file, 0, len);
+        let offsets = named
+            .into_iter()
+            .chain(SECONDARY_OFFSETS.into_iter().filter(|&o| Some(o) != named));
+        for at in offsets {
+            if let Ok(h) = read_copy(file, at, len) {
+                tracing::warn!(
+                    offset = at,
+                    "LUKS2 primary header is damaged; using the secondary copy"
+                );
+                return Ok(h);
             }
         }
+        Err(first)
     }
 
     /// Parses one header copy: the 4096-byte binary header followed by the
@@ -134,6 +146,14 @@ impl Luks2Header {
         let hdr_size = be64(bytes, 8);
         if !valid_hdr_size(hdr_size) || (bytes.len() as u64) < hdr_size {
             return Err(corrupt("hdr_size", "header size out of range"));
+        }
+        let hdr_offset = be64(bytes, 256);
+        let secondary = bytes[..6] == SECONDARY_MAGIC;
+        if secondary != (hdr_offset != 0) {
+            return Err(corrupt(
+                "hdr_offset",
+                "the magic does not match the header's offset",
+            ));
         }
         let area = &bytes[..hdr_size as usize];
         let checksum_alg = cstr(&area[72..104], "checksum_alg")?;
@@ -159,6 +179,7 @@ impl Luks2Header {
             .map_err(|e| corrupt("json", "metadata is not JSON").with_source(e))?;
         Ok(Luks2Header {
             hdr_size,
+            hdr_offset,
             seqid: be64(area, 16),
             label: cstr(&area[24..72], "label")?,
             checksum_alg,
@@ -189,15 +210,31 @@ pub(crate) fn read_only(what: &str) -> Error {
 
 /// Opens a LUKS2 volume: each key slot by priority, its key checked
 /// against the digest that lists it, then that digest's crypt segment.
+/// Every slot's and digest's KDF cost is checked against `limits` before
+/// any KDF runs; the segment must lie past both header copies and clear of
+/// every key-slot area, so writing the payload can never overwrite them.
 pub(crate) fn open(
     mut file: File,
     h: Luks2Header,
     len: u64,
     passphrase: &SecretBytes,
+    limits: &KdfLimits,
     path: &Path,
 ) -> Result<LuksVolume> {
     let mut order: Vec<&Luks2Keyslot> = h.keyslots.iter().filter(|k| k.priority > 0).collect();
     order.sort_by_key(|k| (std::cmp::Reverse(k.priority), k.id));
+    for slot in &order {
+        let what = format!("key slot {}", slot.id);
+        match &slot.kdf {
+            Luks2Kdf::Pbkdf2 { iterations, .. } => limits.check_pbkdf2(*iterations, &what)?,
+            Luks2Kdf::Argon2 {
+                time, memory_kib, ..
+            } => limits.check_argon2(*memory_kib, *time, &what)?,
+        }
+    }
+    for d in &h.digests {
+        limits.check_pbkdf2(d.iterations, &format!("digest {}", d.id))?;
+    }
     let mut unlocked = None;
     for slot in &order {
         let Some(digest) = h.digests.iter().find(|d| d.keyslots.contains(&slot.id)) else {
@@ -233,27 +270,45 @@ pub(crate) fn open(
     let spec: CipherSpec = segment.encryption.parse()?;
     let cipher = SectorCipher::new(
         master_key.expose_secret(),
-        spec.ivgen,
+        spec,
         segment.sector_size as usize,
     )?;
+    let unit = u64::from(segment.sector_size);
+    if segment.offset % unit != 0 {
+        return Err(corrupt(
+            "segments",
+            "the segment offset is not a whole number of sectors",
+        ));
+    }
+    if segment.offset < 2 * h.hdr_size {
+        return Err(corrupt("segments", "the segment overlaps the LUKS2 header"));
+    }
     if segment.offset > len {
         return Err(truncated(path, len, segment.offset));
     }
     let available = len - segment.offset;
     let payload = match segment.size {
-        Some(size) if size > available => return Err(truncated(path, len, segment.offset + size)),
+        Some(size) if size > available => {
+            return Err(truncated(path, len, segment.offset.saturating_add(size)));
+        }
         Some(size) => size,
         None => available,
     };
-    let unit = u64::from(segment.sector_size);
+    let end = segment.offset + payload;
+    if let Some(k) = h
+        .keyslots
+        .iter()
+        .find(|k| k.area_offset < end && segment.offset < k.area_offset.saturating_add(k.area_size))
+    {
+        return Err(corrupt(
+            "segments",
+            &format!("the segment overlaps key slot {}'s area", k.id),
+        ));
+    }
     Ok(LuksVolume {
-        file,
+        payload: Payload::new(file, cipher, segment.offset, payload, segment.iv_tweak)?,
         header: LuksHeader::V2(Box::new(h.clone())),
         master_key,
-        cipher,
-        payload_start: segment.offset,
-        payload_len: payload / unit * unit,
-        iv_tweak: segment.iv_tweak,
         opened_slot: slot_id as usize,
     })
 }
@@ -303,6 +358,7 @@ fn unlock_slot(
     }
     let spec: CipherSpec = slot.area_encryption.parse()?;
     let hash = HashSpec::parse(&slot.af_hash)?;
+    // At most 512 bytes times 4000 stripes: no overflow.
     let need = (slot.key_size as u64 * u64::from(slot.af_stripes)).div_ceil(SECTOR) * SECTOR;
     if need > slot.area_size {
         return Err(corrupt(
@@ -316,24 +372,48 @@ fn unlock_slot(
     }
     let mut material = Zeroizing::new(vec![0u8; need as usize]);
     read_exact_at(file, slot.area_offset, &mut material)?;
-    SectorCipher::new(&area_key, spec.ivgen, 512)?.decrypt(&mut material, 0);
+    SectorCipher::new(&area_key, spec, 512)?.decrypt(&mut material, 0)?;
     Ok(af_merge(&material, slot.key_size, slot.af_stripes, hash))
+}
+
+/// A header copy read at `at`, standing where it says it does.
+fn read_copy(file: &mut File, at: u64, len: u64) -> Result<Luks2Header> {
+    let h = read_area(file, at, len).and_then(|b| Luks2Header::parse(&b))?;
+    if h.hdr_offset != at {
+        return Err(corrupt(
+            "hdr_offset",
+            "the header copy does not stand where it says",
+        ));
+    }
+    Ok(h)
+}
+
+/// The first secondary-header offset that holds the LUKS2 secondary magic.
+pub(crate) fn secondary_magic_at(file: &mut File, len: u64) -> Result<Option<u64>> {
+    let mut head = [0u8; 8];
+    for at in SECONDARY_OFFSETS {
+        if at + 8 > len {
+            break;
+        }
+        read_exact_at(file, at, &mut head)?;
+        if head[..6] == SECONDARY_MAGIC && u16::from_be_bytes([head[6], head[7]]) == 2 {
+            return Ok(Some(at));
+        }
+    }
+    Ok(None)
 }
 
 fn read_area(file: &mut File, at: u64, len: u64) -> Result<Vec<u8>> {
     let Some(hdr_size) = peek_hdr_size_at(file, at, len) else {
         return Err(corrupt("hdr_size", "header size out of range"));
     };
+    // Both at most 4 MiB: no overflow.
     if at + hdr_size > len {
         return Err(truncated(Path::new("volume"), len, at + hdr_size));
     }
     let mut buf = vec![0u8; hdr_size as usize];
     read_exact_at(file, at, &mut buf)?;
     Ok(buf)
-}
-
-fn peek_hdr_size(file: &mut File, len: u64) -> Option<u64> {
-    peek_hdr_size_at(file, 0, len)
 }
 
 fn peek_hdr_size_at(file: &mut File, at: u64, len: u64) -> Option<u64> {
@@ -453,7 +533,7 @@ fn keyslot(id: u32, v: &Value) -> Result<Luks2Keyslot> {
         "argon2i" | "argon2id" => {
             let memory_kib = small(v, &["kdf", "memory"], S)?;
             let cpus = small(v, &["kdf", "cpus"], S)?;
-            if memory_kib > MAX_ARGON2_MEMORY_KIB || !(1..=MAX_ARGON2_CPUS).contains(&cpus) {
+            if !(1..=MAX_ARGON2_CPUS).contains(&cpus) {
                 return Err(corrupt(S, "argon2 cost out of range"));
             }
             Luks2Kdf::Argon2 {

@@ -1,11 +1,17 @@
 //! LUKS volumes held in a file: format and open LUKS1, open LUKS2, and
-//! read and write the payload with `aes-xts-plain64`.
+//! read and write the payload with AES-XTS or AES-CBC (`plain64`, `plain`,
+//! `essiv:sha256` IVs).
 //!
 //! Everything the code needs about a volume (cipher, hash, key length,
 //! where each key slot's material and the payload start, the encryption
 //! unit) is read from its header; nothing is assumed, because cryptsetup
-//! and QEMU lay volumes out differently. Bad input (a corrupt or truncated
-//! file, a wrong passphrase) is a typed error and leaves the file as it was.
+//! and QEMU lay volumes out differently. Bad input (a corrupt, crafted or
+//! truncated file, a wrong passphrase) is a typed error and leaves the file
+//! as it was: every offset and IV a header implies is computed with checked
+//! arithmetic, KDF costs are bounded ([`KdfLimits`]) before any work, and a
+//! device that holds a LUKS header at either LUKS2 header offset, or any
+//! data where the header would go, is never formatted without an explicit
+//! [`FormatOptions::danger_overwrite_existing_data`].
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -19,16 +25,19 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::secret::SecretBytes;
 use crate::volume::spec::{CipherSpec, EncryptionSpec, KeySizeConvention};
 
+mod cbc;
 mod crypto;
 mod header;
 mod luks2;
+pub(crate) mod payload;
 mod xts;
 
 pub use crypto::{HashSpec, STRIPES, SectorCipher};
 pub use header::{DIGEST_LEN, HEADER_LEN, KeySlot, Luks1Header, MAGIC, SALT_LEN, SECTOR, SLOTS};
 pub use luks2::{Luks2Header, Luks2Kdf, Luks2Keyslot, Luks2Segment};
 
-use crypto::{IV_SECTOR, af_merge, af_split};
+use crypto::{af_merge, af_split};
+use payload::Payload;
 
 /// Key-slot areas start here and are aligned to this many sectors
 /// (4096 bytes), as cryptsetup lays out LUKS1.
@@ -37,8 +46,73 @@ const KEYSLOT_ALIGN_SECTORS: u64 = 8;
 pub const DEFAULT_ALIGN_SECTORS: u32 = 2048;
 /// cryptsetup's floor for the master-key digest iterations.
 const MIN_DIGEST_ITERATIONS: u32 = 1000;
-/// Units processed per read or write call on the payload.
-const CHUNK_UNITS: usize = 256;
+
+/// The most KDF work a header may ask for, checked before any of it is
+/// done: a crafted header cannot make the host allocate gigabytes or spin
+/// for minutes. The defaults cover what cryptsetup writes (its LUKS2
+/// default is argon2id with 1 GiB and the time cost its benchmark picks for
+/// 2 s; its PBKDF2 count for 2 s is a few million on current CPUs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KdfLimits {
+    /// PBKDF2 iterations of one key slot or digest.
+    pub pbkdf2_iterations: u32,
+    /// Argon2 memory of one key slot, in KiB.
+    pub argon2_memory_kib: u32,
+    /// Argon2 passes (time cost) of one key slot.
+    pub argon2_time: u32,
+}
+
+impl Default for KdfLimits {
+    /// 2^25 PBKDF2 iterations (about 20 s of PBKDF2-SHA256 on one core of
+    /// the CI machine), 1 GiB and 32 passes of Argon2.
+    fn default() -> Self {
+        KdfLimits {
+            pbkdf2_iterations: 1 << 25,
+            argon2_memory_kib: 1 << 20,
+            argon2_time: 32,
+        }
+    }
+}
+
+impl KdfLimits {
+    pub(crate) fn check_pbkdf2(&self, iterations: u32, what: &str) -> Result<()> {
+        if iterations == 0 {
+            return Err(Error::invalid(
+                "iterations",
+                format!("corrupt LUKS header: {what} has no PBKDF2 iterations"),
+            ));
+        }
+        over_limit(
+            iterations,
+            self.pbkdf2_iterations,
+            what,
+            "PBKDF2 iterations",
+            "pbkdf2_iterations",
+        )
+    }
+
+    pub(crate) fn check_argon2(&self, memory_kib: u32, time: u32, what: &str) -> Result<()> {
+        over_limit(
+            memory_kib,
+            self.argon2_memory_kib,
+            what,
+            "KiB of Argon2 memory",
+            "argon2_memory_kib",
+        )?;
+        over_limit(time, self.argon2_time, what, "Argon2 passes", "argon2_time")
+    }
+}
+
+fn over_limit(asked: u32, limit: u32, what: &str, unit: &str, field: &'static str) -> Result<()> {
+    if asked <= limit {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::TooLarge,
+        format!("{what} asks for {asked} {unit}, above the limit of {limit} (KdfLimits::{field})"),
+    )
+    .with_field(field))
+}
 
 /// How much PBKDF2 work a key slot costs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +144,7 @@ pub struct FormatOptions {
     /// Payload alignment in sectors (cryptsetup: 2048, QEMU: none, i.e. 8).
     pub align_sectors: u32,
     master_key: Option<SecretBytes>,
+    overwrite: bool,
 }
 
 impl Default for FormatOptions {
@@ -83,13 +158,14 @@ impl Default for FormatOptions {
             cost: Pbkdf2Cost::default(),
             align_sectors: DEFAULT_ALIGN_SECTORS,
             master_key: None,
+            overwrite: false,
         }
     }
 }
 
 impl FormatOptions {
     /// What os-brick asks cryptsetup for: the volume type's cipher and
-    /// `key_size` as the whole XTS key.
+    /// `key_size` as cryptsetup counts it (the whole XTS key; the CBC key).
     pub fn from_spec(spec: &EncryptionSpec) -> Result<Self> {
         Ok(FormatOptions {
             cipher: spec.cipher.unwrap_or(CipherSpec::AES_XTS_PLAIN64),
@@ -118,6 +194,15 @@ impl FormatOptions {
     pub fn with_master_key(mut self, key: SecretBytes) -> Self {
         self.key_bytes = key.len();
         self.master_key = Some(key);
+        self
+    }
+
+    /// Formats even a device that holds a LUKS header (at either LUKS2
+    /// header offset) or other data where the new header goes, destroying
+    /// it. Without this, [`LuksVolume::format`] refuses such a device; the
+    /// attach path never sets it.
+    pub fn danger_overwrite_existing_data(mut self) -> Self {
+        self.overwrite = true;
         self
     }
 }
@@ -154,64 +239,64 @@ impl fmt::Display for LuksHeader {
     }
 }
 
-/// Whether the file starts with a LUKS header (version 1 or 2), as
-/// `cryptsetup isLuks` answers. A file too short to hold one is not LUKS.
+/// Whether the file holds a LUKS header, as `cryptsetup isLuks` answers:
+/// the LUKS magic (version 1 or 2) at byte 0, or a LUKS2 secondary header
+/// at one of the offsets cryptsetup looks at, so a LUKS2 volume whose
+/// primary header is damaged is still LUKS. A file too short to hold one is
+/// not LUKS.
 pub fn is_luks(path: &Path) -> Result<bool> {
     let mut file = open_file(path, false)?;
+    let len = file_len(&file)?;
+    Ok(luks_magic_at(&mut file, len)?.is_some())
+}
+
+/// The first byte offset where a LUKS header's magic stands, if any.
+fn luks_magic_at(file: &mut File, len: u64) -> Result<Option<u64>> {
     let mut head = [0u8; 8];
-    let mut got = 0;
-    while got < head.len() {
-        match file.read(&mut head[got..]) {
-            Ok(0) => return Ok(false),
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(io_error("read", path, e)),
+    if len >= 8 {
+        read_exact_at(file, 0, &mut head)?;
+        if head[..6] == MAGIC && matches!(u16::from_be_bytes([head[6], head[7]]), 1 | 2) {
+            return Ok(Some(0));
         }
     }
-    Ok(head[..6] == MAGIC && matches!(u16::from_be_bytes([head[6], head[7]]), 1 | 2))
+    luks2::secondary_magic_at(file, len)
 }
 
 /// An unlocked LUKS volume in a file: the master key is held (wiped on
 /// drop) and the payload can be read and written.
 pub struct LuksVolume {
-    file: File,
+    payload: Payload,
     header: LuksHeader,
     master_key: SecretBytes,
-    cipher: SectorCipher,
-    /// Byte offset of the payload in the file.
-    payload_start: u64,
-    /// Payload bytes, a whole number of units.
-    payload_len: u64,
-    /// Added to each unit's IV (LUKS2 `iv_tweak`; 0 for LUKS1).
-    iv_tweak: u64,
     opened_slot: usize,
 }
 
 impl LuksVolume {
     /// Formats the file at `path` as LUKS1 with `passphrase` in key slot 0.
     ///
-    /// Refuses (`Conflict`) a file that already holds a LUKS header: a
-    /// volume is formatted once, on its first attach. Refuses a file too
-    /// small for the header, the key slots and one payload sector. In both
-    /// cases the file is not touched.
+    /// Refuses (`Conflict`) a file that already holds a LUKS header at
+    /// byte 0 or at a LUKS2 secondary-header offset, or any non-zero byte
+    /// where the new header and key slots go: a volume is formatted once,
+    /// on its first attach, and existing data is destroyed only with
+    /// [`FormatOptions::danger_overwrite_existing_data`]. Refuses a file too
+    /// small for the header, the key slots and one payload sector. In every
+    /// case the file is not touched.
     pub fn format(path: &Path, passphrase: &SecretBytes, opts: &FormatOptions) -> Result<Self> {
         let mut file = open_file(path, true)?;
         let len = file_len(&file)?;
-        let mut magic = [0u8; 6];
-        if len >= 6 {
-            read_exact_at(&mut file, 0, &mut magic)?;
-        }
-        if magic == MAGIC {
+        if !opts.overwrite
+            && let Some(at) = luks_magic_at(&mut file, len)?
+        {
             return Err(Error::new(
                 ErrorKind::Conflict,
                 format!(
-                    "{} is already a LUKS volume; refusing to format it again",
+                    "{} is already a LUKS volume (LUKS magic at byte {at}); refusing to format it again",
                     path.display()
                 ),
             ));
         }
         // Fails early on a key length the cipher does not take.
-        SectorCipher::new(&vec![0u8; opts.key_bytes], opts.cipher.ivgen, 512)?;
+        SectorCipher::new(&vec![0u8; opts.key_bytes], opts.cipher, 512)?;
         let key_bytes = opts.key_bytes as u64;
         let slot_sectors = (key_bytes * u64::from(STRIPES))
             .div_ceil(SECTOR)
@@ -232,6 +317,9 @@ impl LuksVolume {
         }
         let payload_offset = u32::try_from(payload_offset)
             .map_err(|_| Error::invalid("align_sectors", "payload offset out of range"))?;
+        if !opts.overwrite {
+            refuse_existing_data(&mut file, u64::from(payload_offset) * SECTOR, path)?;
+        }
 
         let master_key = match &opts.master_key {
             Some(k) => k.clone(),
@@ -285,16 +373,12 @@ impl LuksVolume {
         file.sync_data().map_err(|e| io_error("sync", path, e))?;
         tracing::info!(volume = %path.display(), uuid = header.uuid(), "formatted LUKS1 volume");
 
-        let cipher = SectorCipher::new(master_key.expose_secret(), opts.cipher.ivgen, 512)?;
+        let cipher = SectorCipher::new(master_key.expose_secret(), opts.cipher, 512)?;
         let payload_start = header.payload_start();
         Ok(LuksVolume {
-            file,
+            payload: Payload::new(file, cipher, payload_start, len - payload_start, 0)?,
             header: LuksHeader::V1(Box::new(header)),
             master_key,
-            cipher,
-            payload_start,
-            payload_len: (len - payload_start) / SECTOR * SECTOR,
-            iv_tweak: 0,
             opened_slot: 0,
         })
     }
@@ -302,14 +386,25 @@ impl LuksVolume {
     /// Opens the LUKS1 or LUKS2 volume at `path` with `passphrase`, trying
     /// every active key slot. A passphrase that opens none is `Integrity`;
     /// a file that is not LUKS, is corrupt or truncated is `InvalidInput`;
-    /// a cipher, hash or KDF we do not run is `Unsupported`.
+    /// a cipher, hash or KDF we do not run is `Unsupported`; a KDF cost
+    /// above the default [`KdfLimits`] is `TooLarge`. A LUKS2 volume whose
+    /// primary header is damaged opens through its secondary header.
     pub fn open(path: &Path, passphrase: &SecretBytes) -> Result<Self> {
+        LuksVolume::open_with_limits(path, passphrase, &KdfLimits::default())
+    }
+
+    /// [`LuksVolume::open`] with KDF limits of the caller's choosing.
+    pub fn open_with_limits(
+        path: &Path,
+        passphrase: &SecretBytes,
+        limits: &KdfLimits,
+    ) -> Result<Self> {
         let mut file = open_file(path, true)?;
         let len = file_len(&file)?;
         let header = read_header(&mut file, len)?;
         match header {
-            LuksHeader::V1(h) => open_v1(file, *h, len, passphrase, path),
-            LuksHeader::V2(h) => luks2::open(file, *h, len, passphrase, path),
+            LuksHeader::V1(h) => open_v1(file, *h, len, passphrase, limits, path),
+            LuksHeader::V2(h) => luks2::open(file, *h, len, passphrase, limits, path),
         }
     }
 
@@ -330,70 +425,38 @@ impl LuksVolume {
 
     /// Payload bytes available.
     pub fn payload_len(&self) -> u64 {
-        self.payload_len
+        self.payload.len()
     }
 
     /// Byte offset of the payload in the file.
     pub fn payload_start(&self) -> u64 {
-        self.payload_start
+        self.payload.start()
     }
 
     /// Bytes per encryption unit (512 for LUKS1).
     pub fn sector_size(&self) -> usize {
-        self.cipher.unit()
+        self.payload.cipher().unit()
+    }
+
+    /// The payload's cipher spec.
+    pub fn cipher(&self) -> CipherSpec {
+        self.payload.cipher().spec()
     }
 
     /// Reads and decrypts `buf.len()` payload bytes from `offset`.
     pub fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        self.check_range(offset, buf.len())?;
-        let unit = self.cipher.unit() as u64;
-        let mut done = 0usize;
-        while done < buf.len() {
-            let pos = offset + done as u64;
-            let first_unit = pos / unit;
-            let skip = (pos % unit) as usize;
-            let units = (skip + buf.len() - done)
-                .div_ceil(unit as usize)
-                .min(CHUNK_UNITS);
-            let mut chunk = Zeroizing::new(vec![0u8; units * unit as usize]);
-            self.read_units(first_unit, &mut chunk)?;
-            let take = (chunk.len() - skip).min(buf.len() - done);
-            buf[done..done + take].copy_from_slice(&chunk[skip..skip + take]);
-            done += take;
-        }
-        Ok(())
+        self.payload.read_at(offset, buf)
     }
 
     /// Encrypts and writes `data` at payload `offset`. Partial units at
     /// either end are read, patched and rewritten.
     pub fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<()> {
-        self.check_range(offset, data.len())?;
-        let unit = self.cipher.unit() as u64;
-        let mut done = 0usize;
-        while done < data.len() {
-            let pos = offset + done as u64;
-            let first_unit = pos / unit;
-            let skip = (pos % unit) as usize;
-            let units = (skip + data.len() - done)
-                .div_ceil(unit as usize)
-                .min(CHUNK_UNITS);
-            let mut chunk = Zeroizing::new(vec![0u8; units * unit as usize]);
-            let take = (chunk.len() - skip).min(data.len() - done);
-            if skip != 0 || take != chunk.len() {
-                self.read_units(first_unit, &mut chunk)?;
-            }
-            chunk[skip..skip + take].copy_from_slice(&data[done..done + take]);
-            self.write_units(first_unit, &mut chunk)?;
-            done += take;
-        }
-        Ok(())
+        self.payload.write_at(offset, data)
     }
 
     /// Flushes written payload to the disk.
     pub fn sync(&mut self) -> Result<()> {
-        self.file
-            .sync_data()
-            .map_err(|e| Error::new(ErrorKind::Storage, "cannot sync volume").with_source(e))
+        self.payload.sync()
     }
 
     /// Adds `passphrase` in the first free LUKS1 key slot; returns the slot.
@@ -437,7 +500,14 @@ impl LuksVolume {
         let LuksHeader::V1(h) = &self.header else {
             return Err(luks2::read_only("removing a passphrase"));
         };
-        let (slot, _) = unlock_v1(&mut self.file, h, passphrase, u64::MAX, Path::new("volume"))?;
+        let (slot, _) = unlock_v1(
+            self.payload.file_mut(),
+            h,
+            passphrase,
+            &KdfLimits::default(),
+            u64::MAX,
+            Path::new("volume"),
+        )?;
         self.kill_slot(slot)?;
         Ok(slot)
     }
@@ -480,38 +550,8 @@ impl LuksVolume {
 
     // ---- helpers ----
 
-    fn check_range(&self, offset: u64, len: usize) -> Result<()> {
-        match offset.checked_add(len as u64) {
-            Some(end) if end <= self.payload_len => Ok(()),
-            _ => Err(Error::invalid(
-                "offset",
-                format!(
-                    "{len} bytes at {offset} do not fit the {}-byte payload",
-                    self.payload_len
-                ),
-            )),
-        }
-    }
-
-    fn unit_iv(&self, unit_index: u64) -> u64 {
-        self.iv_tweak + unit_index * (self.cipher.unit() as u64 / IV_SECTOR)
-    }
-
-    fn read_units(&mut self, first_unit: u64, buf: &mut [u8]) -> Result<()> {
-        let at = self.payload_start + first_unit * self.cipher.unit() as u64;
-        read_exact_at(&mut self.file, at, buf)?;
-        self.cipher.decrypt(buf, self.unit_iv(first_unit));
-        Ok(())
-    }
-
-    fn write_units(&mut self, first_unit: u64, buf: &mut [u8]) -> Result<()> {
-        let at = self.payload_start + first_unit * self.cipher.unit() as u64;
-        self.cipher.encrypt(buf, self.unit_iv(first_unit));
-        self.raw_write(at, buf)
-    }
-
     fn raw_write(&mut self, at: u64, data: &[u8]) -> Result<()> {
-        write_at(&mut self.file, at, data, Path::new("volume"))
+        write_at(self.payload.file_mut(), at, data, Path::new("volume"))
     }
 }
 
@@ -520,9 +560,7 @@ impl fmt::Debug for LuksVolume {
         f.debug_struct("LuksVolume")
             .field("version", &self.header.version())
             .field("master_key", &self.master_key)
-            .field("cipher", &self.cipher)
-            .field("payload_start", &self.payload_start)
-            .field("payload_len", &self.payload_len)
+            .field("payload", &self.payload)
             .field("opened_slot", &self.opened_slot)
             .finish_non_exhaustive()
     }
@@ -533,6 +571,7 @@ fn open_v1(
     h: Luks1Header,
     len: u64,
     passphrase: &SecretBytes,
+    limits: &KdfLimits,
     path: &Path,
 ) -> Result<LuksVolume> {
     if h.payload_offset == 0 {
@@ -546,17 +585,13 @@ fn open_v1(
     if len < h.payload_start() {
         return Err(truncated(path, len, h.payload_start()));
     }
-    let (slot, master_key) = unlock_v1(&mut file, &h, passphrase, len, path)?;
-    let cipher = SectorCipher::new(master_key.expose_secret(), cipher_spec.ivgen, 512)?;
+    let (slot, master_key) = unlock_v1(&mut file, &h, passphrase, limits, len, path)?;
+    let cipher = SectorCipher::new(master_key.expose_secret(), cipher_spec, 512)?;
     let payload_start = h.payload_start();
     Ok(LuksVolume {
-        file,
+        payload: Payload::new(file, cipher, payload_start, len - payload_start, 0)?,
         header: LuksHeader::V1(Box::new(h)),
         master_key,
-        cipher,
-        payload_start,
-        payload_len: (len - payload_start) / SECTOR * SECTOR,
-        iv_tweak: 0,
         opened_slot: slot,
     })
 }
@@ -564,21 +599,27 @@ fn open_v1(
 /// The bulk cipher a LUKS1 header names, if we run it.
 fn luks1_cipher(h: &Luks1Header) -> Result<CipherSpec> {
     let spec: CipherSpec = format!("{}-{}", h.cipher_name(), h.cipher_mode()).parse()?;
-    SectorCipher::new(&vec![0u8; h.key_bytes as usize], spec.ivgen, 512)?;
+    SectorCipher::new(&vec![0u8; h.key_bytes as usize], spec, 512)?;
     Ok(spec)
 }
 
 /// Tries each active slot; the first whose merged key matches the digest
-/// wins. `len` bounds the key material (u64::MAX: already checked).
+/// wins. `len` bounds the key material (u64::MAX: already checked). Every
+/// slot's and the digest's cost is checked against `limits` first.
 fn unlock_v1(
     file: &mut File,
     h: &Luks1Header,
     passphrase: &SecretBytes,
+    limits: &KdfLimits,
     len: u64,
     path: &Path,
 ) -> Result<(usize, SecretBytes)> {
     let hash = HashSpec::parse(h.hash_spec())?;
     let cipher = luks1_cipher(h)?;
+    limits.check_pbkdf2(h.mk_digest_iterations, "the master-key digest")?;
+    for (i, slot) in h.key_slots.iter().enumerate().filter(|(_, s)| s.active) {
+        limits.check_pbkdf2(slot.iterations, &format!("key slot {i}"))?;
+    }
     let key_len = h.key_bytes as usize;
     let area_len = (h.key_material_sectors() * SECTOR) as usize;
     let mut any_active = false;
@@ -600,7 +641,7 @@ fn unlock_v1(
         );
         let mut material = Zeroizing::new(vec![0u8; area_len]);
         read_exact_at(file, at, &mut material)?;
-        SectorCipher::new(&slot_key, cipher.ivgen, 512)?.decrypt(&mut material, 0);
+        SectorCipher::new(&slot_key, cipher, 512)?.decrypt(&mut material, 0)?;
         let candidate = af_merge(&material, key_len, slot.stripes, hash);
         let mut digest = [0u8; DIGEST_LEN];
         hash.pbkdf2(
@@ -647,7 +688,7 @@ fn seal_key_slot(
     let mut material = af_split(master_key.expose_secret(), STRIPES, hash)?;
     let padded = material.len().next_multiple_of(SECTOR as usize);
     material.resize(padded, 0);
-    SectorCipher::new(&slot_key, cipher.ivgen, 512)?.encrypt(&mut material, 0);
+    SectorCipher::new(&slot_key, cipher, 512)?.encrypt(&mut material, 0)?;
     Ok((slot, material))
 }
 
@@ -679,10 +720,15 @@ fn pbkdf2_rate_per_ms(hash: HashSpec) -> f64 {
     }
 }
 
+/// The header of the volume: LUKS1 at byte 0, or LUKS2 from its primary
+/// header or, when that is damaged or gone, its secondary one.
 fn read_header(file: &mut File, len: u64) -> Result<LuksHeader> {
     let mut head = vec![0u8; len.min(4096) as usize];
     read_exact_at(file, 0, &mut head)?;
     if head.len() < 8 || head[..6] != MAGIC {
+        if luks2::secondary_magic_at(file, len)?.is_some() {
+            return Ok(LuksHeader::V2(Box::new(Luks2Header::read(file, len)?)));
+        }
         return Err(Error::invalid(
             "volume",
             "not a LUKS volume (no LUKS magic)",
@@ -698,7 +744,30 @@ fn read_header(file: &mut File, len: u64) -> Result<LuksHeader> {
     }
 }
 
-fn open_file(path: &Path, write: bool) -> Result<File> {
+/// Refuses (`Conflict`) a file with any non-zero byte in its first
+/// `area` bytes, which a format would overwrite.
+fn refuse_existing_data(file: &mut File, area: u64, path: &Path) -> Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut at = 0u64;
+    while at < area {
+        let n = (area - at).min(buf.len() as u64) as usize;
+        read_exact_at(file, at, &mut buf[..n])?;
+        if let Some(i) = buf[..n].iter().position(|&b| b != 0) {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "{} holds data at byte {} where the LUKS header would go; refusing to format over it",
+                    path.display(),
+                    at + i as u64
+                ),
+            ));
+        }
+        at += n as u64;
+    }
+    Ok(())
+}
+
+pub(crate) fn open_file(path: &Path, write: bool) -> Result<File> {
     OpenOptions::new()
         .read(true)
         .write(write)
@@ -713,7 +782,7 @@ fn open_file(path: &Path, write: bool) -> Result<File> {
         })
 }
 
-fn file_len(file: &File) -> Result<u64> {
+pub(crate) fn file_len(file: &File) -> Result<u64> {
     file.metadata()
         .map(|m| m.len())
         .map_err(|e| Error::new(ErrorKind::Storage, "cannot stat volume").with_source(e))
@@ -732,7 +801,7 @@ pub(crate) fn read_exact_at(file: &mut File, at: u64, buf: &mut [u8]) -> Result<
         })
 }
 
-fn write_at(file: &mut File, at: u64, data: &[u8], path: &Path) -> Result<()> {
+pub(crate) fn write_at(file: &mut File, at: u64, data: &[u8], path: &Path) -> Result<()> {
     file.seek(SeekFrom::Start(at))
         .and_then(|_| file.write_all(data))
         .map_err(|e| io_error("write", path, e))
