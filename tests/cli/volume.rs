@@ -24,7 +24,7 @@ const VOLUME_REFUSALS: &[Refusal] = &[
     },
     Refusal {
         what: "a cipher the volume helpers do not offer",
-        args: "volume format {zeros} --key {key} --cipher aes-cbc-essiv:sha256",
+        args: "volume format {zeros} --key {key} --cipher serpent-xts-plain64",
         stderr: "[..]Unsupported[..]",
     },
     Refusal {
