@@ -25,7 +25,8 @@ fn scratch(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("keywarden-fuzz-{}-{name}", std::process::id()))
 }
 
-/// One valid image per cipher, 1 MiB.
+/// One valid image per cipher, 2 MiB: LUKS1 key-slot areas for a 32-byte
+/// key take 1 MiB beside the header, so 1 MiB holds no payload.
 fn images() -> &'static Vec<Vec<u8>> {
     static IMAGES: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
     IMAGES.get_or_init(|| {
@@ -33,7 +34,10 @@ fn images() -> &'static Vec<Vec<u8>> {
             .iter()
             .map(|(cipher, key_bytes)| {
                 let path = scratch("template.img");
-                std::fs::File::create(&path).unwrap().set_len(1 << 20).unwrap();
+                std::fs::File::create(&path)
+                    .unwrap()
+                    .set_len(2 << 20)
+                    .unwrap();
                 let mut opts = FormatOptions::default()
                     .with_cipher(*cipher)
                     .with_key_bytes(*key_bytes)

@@ -40,11 +40,23 @@ fuzz_target!(|data: &[u8]| {
     // surrounding whitespace as Barbican does, so a body that came in raw
     // goes back in raw.
     let encoded = encode(&payload);
-    let unlimited = PayloadRules { max_bytes: usize::MAX };
+    let unlimited = PayloadRules {
+        max_bytes: usize::MAX,
+    };
     let again = if json_path {
-        decode(&encoded.text, Some(encoded.content_type), encoded.encoding, &unlimited)
+        decode(
+            &encoded.text,
+            Some(encoded.content_type),
+            encoded.encoding,
+            &unlimited,
+        )
     } else {
-        decode_bytes(encoded.text.as_bytes().to_vec(), Some(encoded.content_type), encoded.encoding, &unlimited)
+        decode_bytes(
+            encoded.text.as_bytes().to_vec(),
+            Some(encoded.content_type),
+            encoded.encoding,
+            &unlimited,
+        )
     }
     .expect("an encoded payload decodes");
     assert_eq!(again.content_type, payload.content_type);

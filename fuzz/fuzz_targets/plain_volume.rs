@@ -37,10 +37,15 @@ fuzz_target!(|data: &[u8]| {
         cipher,
         key_bytes: data[2] as usize % 80,
         hash,
-        offset: u64_at(data, 4) % 16 + if data[3] & 1 == 1 { u64::MAX - 8 } else { 0 },
+        offset: (u64_at(data, 4) % 16).saturating_add(if data[3] & 1 == 1 {
+            u64::MAX - 8
+        } else {
+            0
+        }),
         skip: u64_at(data, 12) | if data[3] & 2 == 2 { u64::MAX - 4 } else { 0 },
     };
-    let path = std::env::temp_dir().join(format!("keywarden-fuzz-{}-plain.img", std::process::id()));
+    let path =
+        std::env::temp_dir().join(format!("keywarden-fuzz-{}-plain.img", std::process::id()));
     std::fs::write(&path, vec![0u8; 16 * 512]).unwrap();
     let pass = SecretBytes::copy_from(&data[..data.len().min(100)]);
     if let Ok(mut vol) = PlainVolume::open(&path, &pass, &opts) {

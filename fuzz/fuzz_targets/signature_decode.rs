@@ -26,8 +26,9 @@ fuzz_target!(|data: &[u8]| {
         let input = if selector & 2 == 0 {
             rest.to_vec()
         } else {
-            let fixture = SigningCertificate::decode(CERTS[usize::from(selector >> 2) % CERTS.len()].0)
-                .expect("fixture certificate");
+            let fixture =
+                SigningCertificate::decode(CERTS[usize::from(selector >> 2) % CERTS.len()].0)
+                    .expect("fixture certificate");
             let mut der = fixture.to_der().expect("fixture encodes");
             for pair in rest.chunks_exact(3) {
                 let pos = usize::from(u16::from_le_bytes([pair[0], pair[1]])) % der.len();
@@ -37,9 +38,15 @@ fuzz_target!(|data: &[u8]| {
         };
         if let Ok(cert) = SigningCertificate::decode(&input) {
             let der = cert.to_der().expect("a decoded certificate encodes");
-            assert_eq!(SigningCertificate::decode(&der).expect("its DER decodes"), cert);
+            assert_eq!(
+                SigningCertificate::decode(&der).expect("its DER decodes"),
+                cert
+            );
             let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
-            assert_eq!(SigningCertificate::decode(b64.as_bytes()).expect("its base64 decodes"), cert);
+            assert_eq!(
+                SigningCertificate::decode(b64.as_bytes()).expect("its base64 decodes"),
+                cert
+            );
         }
         return;
     }
@@ -58,5 +65,8 @@ fuzz_target!(|data: &[u8]| {
     let mut verifier = ImageVerifier::with_certificate(&cert, signature, &VerifyOptions::default())
         .expect("fixture certificate suits its key type");
     verifier.update(b"fuzzed image");
-    assert!(verifier.verify().is_err(), "an arbitrary signature verified");
+    assert!(
+        verifier.verify().is_err(),
+        "an arbitrary signature verified"
+    );
 });
