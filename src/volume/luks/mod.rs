@@ -17,24 +17,26 @@ use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use zeroize::Zeroizing;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::secret::SecretBytes;
-use crate::volume::spec::{CipherSpec, EncryptionSpec, KeySizeConvention};
+use crate::volume::spec::CipherSpec;
 
 mod cbc;
 mod crypto;
 mod header;
 mod luks2;
+mod options;
 pub(crate) mod payload;
 mod xts;
 
 pub use crypto::{HashSpec, STRIPES, SectorCipher};
 pub use header::{DIGEST_LEN, HEADER_LEN, KeySlot, Luks1Header, MAGIC, SALT_LEN, SECTOR, SLOTS};
 pub use luks2::{Luks2Header, Luks2Kdf, Luks2Keyslot, Luks2Segment};
+pub use options::{FormatOptions, KdfLimits, Pbkdf2Cost};
 
 use crypto::{af_merge, af_split};
 use payload::Payload;
@@ -46,166 +48,6 @@ const KEYSLOT_ALIGN_SECTORS: u64 = 8;
 pub const DEFAULT_ALIGN_SECTORS: u32 = 2048;
 /// cryptsetup's floor for the master-key digest iterations.
 const MIN_DIGEST_ITERATIONS: u32 = 1000;
-
-/// The most KDF work a header may ask for, checked before any of it is
-/// done: a crafted header cannot make the host allocate gigabytes or spin
-/// for minutes. The defaults cover what cryptsetup writes (its LUKS2
-/// default is argon2id with 1 GiB and the time cost its benchmark picks for
-/// 2 s; its PBKDF2 count for 2 s is a few million on current CPUs).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct KdfLimits {
-    /// PBKDF2 iterations of one key slot or digest.
-    pub pbkdf2_iterations: u32,
-    /// Argon2 memory of one key slot, in KiB.
-    pub argon2_memory_kib: u32,
-    /// Argon2 passes (time cost) of one key slot.
-    pub argon2_time: u32,
-}
-
-impl Default for KdfLimits {
-    /// 2^25 PBKDF2 iterations (about 20 s of PBKDF2-SHA256 on one core of
-    /// the CI machine), 1 GiB and 32 passes of Argon2.
-    fn default() -> Self {
-        KdfLimits {
-            pbkdf2_iterations: 1 << 25,
-            argon2_memory_kib: 1 << 20,
-            argon2_time: 32,
-        }
-    }
-}
-
-impl KdfLimits {
-    pub(crate) fn check_pbkdf2(&self, iterations: u32, what: &str) -> Result<()> {
-        if iterations == 0 {
-            return Err(Error::invalid(
-                "iterations",
-                format!("corrupt LUKS header: {what} has no PBKDF2 iterations"),
-            ));
-        }
-        over_limit(
-            iterations,
-            self.pbkdf2_iterations,
-            what,
-            "PBKDF2 iterations",
-            "pbkdf2_iterations",
-        )
-    }
-
-    pub(crate) fn check_argon2(&self, memory_kib: u32, time: u32, what: &str) -> Result<()> {
-        over_limit(
-            memory_kib,
-            self.argon2_memory_kib,
-            what,
-            "KiB of Argon2 memory",
-            "argon2_memory_kib",
-        )?;
-        over_limit(time, self.argon2_time, what, "Argon2 passes", "argon2_time")
-    }
-}
-
-fn over_limit(asked: u32, limit: u32, what: &str, unit: &str, field: &'static str) -> Result<()> {
-    if asked <= limit {
-        return Ok(());
-    }
-    Err(Error::new(
-        ErrorKind::TooLarge,
-        format!("{what} asks for {asked} {unit}, above the limit of {limit} (KdfLimits::{field})"),
-    )
-    .with_field(field))
-}
-
-/// How much PBKDF2 work a key slot costs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Pbkdf2Cost {
-    /// Exactly this many iterations for the key slot and the master-key
-    /// digest (tests and interop use small counts).
-    Iterations(u32),
-    /// Measured on this machine: as many iterations as take this long
-    /// (cryptsetup's `--iter-time`; the digest gets 1/16 of it, at least
-    /// 1000, as cryptsetup does).
-    IterTime(Duration),
-}
-
-impl Default for Pbkdf2Cost {
-    /// cryptsetup's LUKS1 default, 2 seconds.
-    fn default() -> Self {
-        Pbkdf2Cost::IterTime(Duration::from_millis(2000))
-    }
-}
-
-/// How to format a LUKS1 volume.
-#[derive(Clone, Debug)]
-pub struct FormatOptions {
-    pub cipher: CipherSpec,
-    /// The whole XTS master key: 32 (AES-128-XTS), 48 or 64 (AES-256-XTS).
-    pub key_bytes: usize,
-    pub hash: HashSpec,
-    pub cost: Pbkdf2Cost,
-    /// Payload alignment in sectors (cryptsetup: 2048, QEMU: none, i.e. 8).
-    pub align_sectors: u32,
-    master_key: Option<SecretBytes>,
-    overwrite: bool,
-}
-
-impl Default for FormatOptions {
-    /// cryptsetup 2.1+'s LUKS1 defaults: aes-xts-plain64 with a 512-bit
-    /// key, sha256, 2 s of PBKDF2, 1 MiB alignment.
-    fn default() -> Self {
-        FormatOptions {
-            cipher: CipherSpec::AES_XTS_PLAIN64,
-            key_bytes: 64,
-            hash: HashSpec::Sha256,
-            cost: Pbkdf2Cost::default(),
-            align_sectors: DEFAULT_ALIGN_SECTORS,
-            master_key: None,
-            overwrite: false,
-        }
-    }
-}
-
-impl FormatOptions {
-    /// What os-brick asks cryptsetup for: the volume type's cipher and
-    /// `key_size` as cryptsetup counts it (the whole XTS key; the CBC key).
-    pub fn from_spec(spec: &EncryptionSpec) -> Result<Self> {
-        Ok(FormatOptions {
-            cipher: spec.cipher.unwrap_or(CipherSpec::AES_XTS_PLAIN64),
-            key_bytes: spec.master_key_bytes(KeySizeConvention::Cryptsetup)?,
-            ..FormatOptions::default()
-        })
-    }
-
-    pub fn with_cipher(mut self, cipher: CipherSpec) -> Self {
-        self.cipher = cipher;
-        self
-    }
-
-    pub fn with_cost(mut self, cost: Pbkdf2Cost) -> Self {
-        self.cost = cost;
-        self
-    }
-
-    pub fn with_key_bytes(mut self, key_bytes: usize) -> Self {
-        self.key_bytes = key_bytes;
-        self
-    }
-
-    /// Uses this master key instead of a random one (known-answer tests,
-    /// re-creating a header for a key you hold).
-    pub fn with_master_key(mut self, key: SecretBytes) -> Self {
-        self.key_bytes = key.len();
-        self.master_key = Some(key);
-        self
-    }
-
-    /// Formats even a device that holds a LUKS header (at either LUKS2
-    /// header offset) or other data where the new header goes, destroying
-    /// it. Without this, [`LuksVolume::format`] refuses such a device; the
-    /// attach path never sets it.
-    pub fn danger_overwrite_existing_data(mut self) -> Self {
-        self.overwrite = true;
-        self
-    }
-}
 
 /// Which LUKS version a header is.
 #[derive(Clone, Debug, PartialEq, Eq)]
