@@ -1,10 +1,14 @@
-//! `keywarden volume …` driven as an operator drives it. When cryptsetup
+//! `keywarden volume …` driven as an operator drives it: LUKS, the CBC
+//! ciphers, the overwrite flag and plain dm-crypt volumes. When cryptsetup
 //! is installed (always under CI) it checks the printed passphrase opens
 //! what `volume format` made.
 
 use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
+
+use keywarden::secret::SecretBytes;
+use keywarden::volume::{PlainOptions, PlainVolume};
 
 use crate::common::cli::{Keywarden, Refusal, Vars};
 
@@ -191,6 +195,103 @@ fn refusals_are_one_line_and_change_nothing() {
         .with("small", small.to_str().unwrap())
         .with("missing", kw.path("missing.img").to_str().unwrap());
     kw.assert_refusals(&vars, VOLUME_REFUSALS);
+}
+
+#[test]
+fn cbc_format_and_the_overwrite_flag() {
+    let kw = Keywarden::new();
+    let key = new_key(&kw);
+    let vol = kw.path("cbc.img");
+    let v = vol.to_str().unwrap();
+    let mut data = vec![0u8; 3 << 20];
+    data[600] = 1;
+    std::fs::write(&vol, &data).unwrap();
+    let base = [
+        "volume",
+        "format",
+        v,
+        "--key",
+        &key,
+        "--pbkdf2-iterations",
+        "1000",
+    ];
+    let cbc = [&base[..], &["--cipher", "aes-cbc-essiv:sha256"]].concat();
+    kw.refused(&cbc, "holds data at byte 600");
+    assert!(std::fs::read(&vol).unwrap() == data);
+    kw.refused(
+        &[&cbc[..], &["--key-size", "512"]].concat(),
+        "128, 192 or 256",
+    );
+    let out = kw.ok(&[&cbc[..], &["--danger-overwrite-existing-data"]].concat());
+    assert!(out.contains("aes-cbc-essiv:sha256"), "{out}");
+    assert!(out.contains("| Key bits       | 256"), "{out}");
+    assert!(kw.ok(&["volume", "dump", v]).contains("cbc-essiv:sha256"));
+}
+
+#[test]
+fn plain_volumes_write_and_read_back() {
+    let kw = Keywarden::new();
+    let key = new_key(&kw);
+    let vol = kw.path("plain.img");
+    let v = vol.to_str().unwrap();
+    std::fs::File::create(&vol)
+        .unwrap()
+        .set_len(1 << 20)
+        .unwrap();
+    let input = kw.path("in.raw");
+    std::fs::write(&input, b"os-brick plain volume").unwrap();
+    let i = input.to_str().unwrap();
+    kw.ok(&["volume", "write", v, "--key", &key, "--input", i, "--plain"]);
+    let output = kw.path("out.raw");
+    let o = output.to_str().unwrap();
+    kw.ok(&["volume", "read", v, "--key", &key, "--output", o, "--plain"]);
+    let back = std::fs::read(&output).unwrap();
+    assert_eq!(back.len(), 1 << 20);
+    assert_eq!(&back[..21], b"os-brick plain volume");
+
+    // The library's plain path, from the printed passphrase, agrees.
+    let pass = SecretBytes::copy_from(kw.ok(&["volume", "passphrase", &key]).as_bytes());
+    let mut lib = PlainVolume::open(&vol, &pass, &PlainOptions::default()).unwrap();
+    let mut buf = [0u8; 21];
+    lib.read_at(0, &mut buf).unwrap();
+    assert_eq!(&buf, b"os-brick plain volume");
+
+    // Another cipher reads noise: plain mode cannot tell.
+    kw.ok(&[
+        "volume",
+        "read",
+        v,
+        "--key",
+        &key,
+        "--output",
+        o,
+        "--plain",
+        "--plain-cipher",
+        "aes-cbc-plain64",
+    ]);
+    assert_ne!(
+        &std::fs::read(&output).unwrap()[..21],
+        b"os-brick plain volume"
+    );
+    kw.refused(
+        &[
+            "volume",
+            "read",
+            v,
+            "--key",
+            &key,
+            "--output",
+            o,
+            "--plain-hash",
+            "sha1",
+        ],
+        "--plain",
+    );
+    // The plain volume is not LUKS: the LUKS path refuses it.
+    kw.refused(
+        &["volume", "read", v, "--key", &key, "--output", o],
+        "not a LUKS volume",
+    );
 }
 
 fn cryptsetup() -> Option<&'static str> {
