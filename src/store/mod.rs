@@ -169,7 +169,7 @@ impl SecretStore {
 
     /// Opens the store a [`Config`] describes.
     pub fn open(config: &Config) -> Result<Self> {
-        let catalog = catalog::open(&config.catalog_location()?)?;
+        let catalog = catalog::open(&config.catalog_location())?;
         let mut builder = SecretStore::builder(catalog.clone())
             .default_backend(config.default_backend.clone())
             .max_payload_bytes(config.max_payload_bytes)
