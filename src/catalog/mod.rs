@@ -4,20 +4,24 @@
 //! through [`Catalog::apply`] as one all-or-nothing batch, so an order that
 //! makes a secret and a container never leaves half of itself behind.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::sync::Arc;
 
 use crate::backend::{KekStore, StoredSecret, WrappedKek};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{
-    BackendId, Consumer, ContainerId, ContentType, OrderId, ProjectId, SecretId, SecretMeta,
-    SecretType, Timestamp, UserId,
+    BackendId, Consumer, ContainerConsumer, ContainerId, ContentType, OrderId, ProjectId,
+    ProjectQuotas, QuotaResource, SecretId, SecretMeta, SecretType, Timestamp, UserId,
 };
 
+mod container_consumers;
 mod location;
+mod metadata;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod query;
+mod quotas;
 mod read;
 mod rows;
 pub(crate) mod sql;
@@ -169,6 +173,56 @@ pub enum Write {
         project: ProjectId,
         backend: Option<BackendId>,
     },
+    /// Replaces all of a secret's user metadata.
+    ReplaceMetadata {
+        id: SecretId,
+        metadata: BTreeMap<String, String>,
+    },
+    /// Adds one key; `Conflict` when the secret already has it.
+    AddMetadatum {
+        id: SecretId,
+        key: String,
+        value: String,
+    },
+    /// Changes one key's value; `NotFound` when the secret lacks it.
+    UpdateMetadatum {
+        id: SecretId,
+        key: String,
+        value: String,
+    },
+    /// Removes one key (no error when it is not there).
+    DeleteMetadatum {
+        id: SecretId,
+        key: String,
+    },
+    /// Sets the limits given (`Some`), keeping the project's others.
+    MergeProjectQuotas {
+        project: ProjectId,
+        quotas: ProjectQuotas,
+    },
+    /// `NotFound` when the project has no quotas of its own.
+    DeleteProjectQuotas(ProjectId),
+    /// Fails the batch with `QuotaExceeded` when the project holds more
+    /// of `resource` than its limit (its own, else `default`; negative is
+    /// unlimited) once `adding` more are counted. Put it after the batch's
+    /// inserts with `adding: 0`.
+    WithinQuota {
+        project: ProjectId,
+        resource: QuotaResource,
+        default: i64,
+        adding: u64,
+    },
+    /// Idempotent.
+    AddContainerConsumer {
+        id: ContainerId,
+        consumer: ContainerConsumer,
+        created: Timestamp,
+    },
+    /// `NotFound` when not registered.
+    RemoveContainerConsumer {
+        id: ContainerId,
+        consumer: ContainerConsumer,
+    },
 }
 
 /// How much a catalog holds.
@@ -212,6 +266,21 @@ pub enum Record {
     },
     Order(Order),
     Container(Container),
+    Metadatum {
+        secret: SecretId,
+        key: String,
+        value: String,
+    },
+    ProjectQuotas {
+        project: ProjectId,
+        quotas: ProjectQuotas,
+        created: Timestamp,
+    },
+    ContainerConsumer {
+        container: ContainerId,
+        consumer: ContainerConsumer,
+        created: Timestamp,
+    },
 }
 
 /// Where [`Catalog::export`] sends rows.
@@ -265,6 +334,30 @@ pub trait Catalog: KekStore + Debug {
         limit: u32,
         offset: u64,
     ) -> Result<Page<Container>>;
+
+    /// A secret's user metadata (empty when it has none).
+    fn secret_metadata(&self, id: &SecretId) -> Result<BTreeMap<String, String>>;
+
+    /// One key of a secret's user metadata.
+    fn secret_metadatum(&self, id: &SecretId, key: &str) -> Result<Option<String>>;
+
+    /// A project's own quotas, if any were set.
+    fn project_quotas(&self, project: &ProjectId) -> Result<Option<ProjectQuotas>>;
+
+    /// Every project with quotas of its own, oldest first.
+    fn list_project_quotas(
+        &self,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Page<(ProjectId, ProjectQuotas)>>;
+
+    /// One page of a container's consumers, oldest first.
+    fn container_consumers(
+        &self,
+        id: &ContainerId,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Page<ContainerConsumer>>;
 
     /// The project's preferred backend, if one is mapped.
     fn project_backend(&self, project: &ProjectId) -> Result<Option<BackendId>>;

@@ -88,6 +88,49 @@ macro_rules! catalog_reads {
             self.snapshot(|db| $crate::catalog::read::list_containers(db, project, limit, offset))
         }
 
+        fn secret_metadata(
+            &self,
+            id: &$crate::model::SecretId,
+        ) -> $crate::Result<std::collections::BTreeMap<String, String>> {
+            self.read(|db| $crate::catalog::metadata::read(db, id))
+        }
+
+        fn secret_metadatum(
+            &self,
+            id: &$crate::model::SecretId,
+            key: &str,
+        ) -> $crate::Result<Option<String>> {
+            self.read(|db| $crate::catalog::metadata::read_one(db, id, key))
+        }
+
+        fn project_quotas(
+            &self,
+            project: &$crate::model::ProjectId,
+        ) -> $crate::Result<Option<$crate::model::ProjectQuotas>> {
+            self.read(
+                |db| Ok($crate::catalog::quotas::project_quotas(db, project)?.map(|(q, _)| q)),
+            )
+        }
+
+        fn list_project_quotas(
+            &self,
+            limit: u32,
+            offset: u64,
+        ) -> $crate::Result<
+            $crate::model::Page<($crate::model::ProjectId, $crate::model::ProjectQuotas)>,
+        > {
+            self.snapshot(|db| $crate::catalog::quotas::list(db, limit, offset))
+        }
+
+        fn container_consumers(
+            &self,
+            id: &$crate::model::ContainerId,
+            limit: u32,
+            offset: u64,
+        ) -> $crate::Result<$crate::model::Page<$crate::model::ContainerConsumer>> {
+            self.snapshot(|db| $crate::catalog::container_consumers::list(db, id, limit, offset))
+        }
+
         fn project_backend(
             &self,
             project: &$crate::model::ProjectId,
@@ -499,6 +542,31 @@ pub(crate) fn export_rows<D: Db + ?Sized>(
     )?;
     for k in heads {
         out(Record::Container(with_refs(db, k)?))?;
+    }
+    db.query(
+        "SELECT secret_id, meta_key, meta_value FROM secret_metadata ORDER BY secret_id, meta_key",
+        &[],
+        &mut |r| {
+            out(Record::Metadatum {
+                secret: parsed(r, 0, "secret id")?,
+                key: r.text(1)?,
+                value: r.text(2)?,
+            })
+        },
+    )?;
+    for (project, quotas, created) in super::quotas::all(db)? {
+        out(Record::ProjectQuotas {
+            project,
+            quotas,
+            created,
+        })?;
+    }
+    for (container, consumer, created) in super::container_consumers::all(db)? {
+        out(Record::ContainerConsumer {
+            container,
+            consumer,
+            created,
+        })?;
     }
     Ok(())
 }
