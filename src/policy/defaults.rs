@@ -81,6 +81,15 @@ pub(super) const QUEENS: &[(&str, &str)] = &[
         "container_project_creator",
         "rule:creator and rule:container_project_match and rule:container_creator_user",
     ),
+    // base.py since Barbican 14.0.0.
+    (
+        "secret_project_creator_role",
+        "rule:creator and rule:secret_project_match",
+    ),
+    (
+        "container_project_creator_role",
+        "rule:creator and rule:container_project_match",
+    ),
     // secrets.py
     (
         "secret:decrypt",
@@ -102,11 +111,31 @@ pub(super) const QUEENS: &[(&str, &str)] = &[
     ),
     ("secrets:post", "rule:admin_or_creator"),
     ("secrets:get", "rule:all_but_audit"),
-    // secretmeta.py
-    ("secret_meta:get", "rule:all_but_audit"),
-    ("secret_meta:post", "rule:admin_or_creator"),
-    ("secret_meta:put", "rule:admin_or_creator"),
-    ("secret_meta:delete", "rule:admin_or_creator"),
+    // secretmeta.py. Queens' own rules (`rule:all_but_audit` to read,
+    // `rule:admin_or_creator` to write) never looked at the secret; Barbican
+    // fixed that in 14.0.0 ("Fix secret metadata access rules"). These are
+    // the fixed legacy rules (the `deprecated_secret_meta_*` check strings of
+    // Barbican 23), which Barbican applies with enforce_new_defaults off.
+    (
+        "secret_meta:get",
+        "rule:secret_non_private_read or rule:secret_project_creator or \
+         rule:secret_project_admin or rule:secret_acl_read",
+    ),
+    (
+        "secret_meta:post",
+        "rule:secret_project_admin or rule:secret_project_creator or \
+         (rule:secret_project_creator_role and rule:secret_non_private_read)",
+    ),
+    (
+        "secret_meta:put",
+        "rule:secret_project_admin or rule:secret_project_creator or \
+         (rule:secret_project_creator_role and rule:secret_non_private_read)",
+    ),
+    (
+        "secret_meta:delete",
+        "rule:secret_project_admin or rule:secret_project_creator or \
+         (rule:secret_project_creator_role and rule:secret_non_private_read)",
+    ),
     // orders.py
     ("orders:post", "rule:admin_or_creator"),
     ("orders:get", "rule:all_but_audit"),
@@ -211,6 +240,25 @@ pub(super) const QUEENS: &[(&str, &str)] = &[
         "rule:secret_non_private_read or rule:secret_project_creator or \
          rule:secret_project_admin or rule:secret_acl_read",
     ),
+    // Container consumers: Queens names them `consumers:*` (above) and
+    // checks no container; Barbican 23 renamed them `container_consumers:*`
+    // with these legacy (deprecated-rule) check strings, which the store
+    // enforces.
+    (
+        "container_consumers:get",
+        "rule:container_non_private_read or rule:container_project_creator or \
+         rule:container_project_admin or rule:container_acl_read",
+    ),
+    (
+        "container_consumers:post",
+        "rule:container_non_private_read or rule:container_project_creator or \
+         rule:container_project_admin or rule:container_acl_read",
+    ),
+    (
+        "container_consumers:delete",
+        "rule:container_non_private_read or rule:container_project_creator or \
+         rule:container_project_admin or rule:container_acl_read",
+    ),
 ];
 
 #[cfg(test)]
@@ -236,7 +284,7 @@ mod tests {
                 assert!(QUEENS.iter().any(|(n, _)| *n == r), "{name} -> {r}");
             }
         }
-        assert_eq!(QUEENS.len(), 73);
+        assert_eq!(QUEENS.len(), 78);
     }
 
     fn collect_refs<'a>(rule: &'a Rule, out: &mut Vec<&'a str>) {

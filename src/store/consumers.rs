@@ -4,20 +4,23 @@
 use crate::catalog::Write;
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::model::{Consumer, SecretId};
+use crate::model::{Consumer, QuotaResource, SecretId};
 
 use super::audit::audited;
 use super::{SecretStore, secret_target};
 
 impl SecretStore {
-    /// Registers a consumer on a secret (idempotent).
+    /// Registers a consumer on a secret (idempotent). Counted against the
+    /// consumers quota of the secret's project.
     pub fn add_consumer(&self, ctx: &Context, id: &SecretId, consumer: Consumer) -> Result<()> {
         audited(ctx, "secret_consumers:post", id, || {
             validate_consumer(&consumer)?;
             let row = self.visible_secret(ctx, id, false)?;
             self.authorize("secret_consumers:post", ctx, &secret_target(ctx, &row))?;
-            self.catalog
-                .apply(vec![Write::AddConsumer { id: *id, consumer }])
+            let quota = self.quota_guard(&row.meta.project_id, QuotaResource::Consumers)?;
+            let mut batch = vec![Write::AddConsumer { id: *id, consumer }];
+            batch.extend(quota);
+            self.catalog.apply(batch)
         })
     }
 
