@@ -12,7 +12,7 @@ use common::{Fixture, Kind, Setup, admin, ctx};
 use keywarden::ErrorKind;
 use keywarden::context::Context;
 use keywarden::model::{
-    Consumer, ContainerConsumer, ContainerType, ProjectId, ProjectQuotas, Quotas, SecretId,
+    Acl, Consumer, ContainerConsumer, ContainerType, ProjectId, ProjectQuotas, Quotas, SecretId,
 };
 use keywarden::store::{KeyOrder, NewContainer, NewSecret};
 
@@ -24,6 +24,7 @@ conformance!(
     quotas_hold_under_concurrent_writers,
     containers_are_validated_as_barbican_validates,
     container_consumers_are_idempotent_and_paged,
+    container_acls_share_and_restrict,
 );
 
 catalog_tests!(a_copy_keeps_metadata_quotas_and_container_consumers,);
@@ -610,6 +611,11 @@ fn a_copy_keeps_metadata_quotas_and_container_consumers(kind: &Kind) {
     f.store
         .add_container_consumer(&c, &k, consumer.clone())
         .unwrap();
+    let shared = Acl {
+        users: vec![keywarden::model::UserId::new("friend").unwrap()],
+        project_access: false,
+    };
+    f.store.set_container_acl(&c, &k, shared.clone()).unwrap();
     let mut targets = vec![Kind::Sqlite];
     if cfg!(feature = "postgres") {
         targets.extend(Kind::postgres());
@@ -619,8 +625,8 @@ fn a_copy_keeps_metadata_quotas_and_container_consumers(kind: &Kind) {
         config.catalog = target.fresh_catalog(f.dir.path());
         let dest = keywarden::catalog::open(&config.catalog_location().unwrap()).unwrap();
         let report = keywarden::catalog::copy_verified(&*f.catalog(), &*dest).unwrap();
-        // KEK + secret + container + 2 metadata + quotas + consumer
-        assert_eq!(report.rows, 7, "{target:?}");
+        // KEK + secret + container + 2 metadata + quotas + consumer + ACL
+        assert_eq!(report.rows, 8, "{target:?}");
         let copy = keywarden::store::SecretStore::open(&config).unwrap();
         assert_eq!(
             copy.secret_metadata(&c, &id).unwrap(),
@@ -635,5 +641,53 @@ fn a_copy_keeps_metadata_quotas_and_container_consumers(kind: &Kind) {
             copy.container_consumers(&c, &k, None, None).unwrap().items,
             vec![consumer.clone()]
         );
+        assert_eq!(copy.container_acl(&c, &k).unwrap(), shared);
     }
+}
+
+fn container_acls_share_and_restrict(setup: &Setup) {
+    let f = Fixture::on(setup);
+    let owner = ctx("owner", "p1", &["creator"]);
+    let k = f
+        .store
+        .store_container(&owner, NewContainer::new(ContainerType::Generic))
+        .unwrap();
+    assert_eq!(f.store.container_acl(&owner, &k).unwrap(), Acl::default());
+    let friend = ctx("friend", "p2", &["creator"]);
+    let e = f.store.container(&friend, &k).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+
+    let acl = Acl {
+        users: vec![friend.user_id.clone()],
+        project_access: false,
+    };
+    // Only the project admin or the container's creator sets it.
+    let colleague = ctx("colleague", "p1", &["creator"]);
+    let e = f
+        .store
+        .set_container_acl(&colleague, &k, acl.clone())
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied);
+    f.store.set_container_acl(&owner, &k, acl.clone()).unwrap();
+    assert_eq!(f.store.container_acl(&owner, &k).unwrap(), acl);
+
+    // The listed user of another project reads the container, not its ACL.
+    assert_eq!(f.store.container(&friend, &k).unwrap().id, k);
+    let e = f.store.container_acl(&friend, &k).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied);
+    // Private now: the colleague no longer reads it; the project admin does.
+    let e = f.store.container(&colleague, &k).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied);
+    f.store.container(&admin("p1"), &k).unwrap();
+
+    f.store.delete_container_acl(&owner, &k).unwrap();
+    assert_eq!(f.store.container_acl(&owner, &k).unwrap(), Acl::default());
+    f.store.container(&colleague, &k).unwrap();
+    assert_eq!(
+        f.store.container(&friend, &k).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    f.store.set_container_acl(&owner, &k, acl).unwrap();
+    f.store.delete_container(&owner, &k).unwrap();
+    assert_eq!(f.rows("container_acl_users"), 0);
 }

@@ -15,6 +15,7 @@ use crate::model::{
     ProjectQuotas, QuotaResource, SecretId, SecretMeta, SecretType, Timestamp, UserId,
 };
 
+mod container_acls;
 mod container_consumers;
 mod location;
 mod metadata;
@@ -223,6 +224,11 @@ pub enum Write {
         id: ContainerId,
         consumer: ContainerConsumer,
     },
+    /// `None` removes the container's ACL (defaults return).
+    SetContainerAcl {
+        id: ContainerId,
+        acl: Option<Acl>,
+    },
 }
 
 /// How much a catalog holds.
@@ -280,6 +286,11 @@ pub enum Record {
         container: ContainerId,
         consumer: ContainerConsumer,
         created: Timestamp,
+    },
+    /// A container's read ACL, when it is not the default.
+    ContainerAcl {
+        container: ContainerId,
+        acl: Acl,
     },
 }
 
@@ -350,6 +361,9 @@ pub trait Catalog: KekStore + Debug {
         limit: u32,
         offset: u64,
     ) -> Result<Page<(ProjectId, ProjectQuotas)>>;
+
+    /// A container's read ACL; `None` when the container is not there.
+    fn container_acl(&self, id: &ContainerId) -> Result<Option<Acl>>;
 
     /// One page of a container's consumers, oldest first.
     fn container_consumers(

@@ -122,6 +122,13 @@ macro_rules! catalog_reads {
             self.snapshot(|db| $crate::catalog::quotas::list(db, limit, offset))
         }
 
+        fn container_acl(
+            &self,
+            id: &$crate::model::ContainerId,
+        ) -> $crate::Result<Option<$crate::model::Acl>> {
+            self.snapshot(|db| $crate::catalog::container_acls::read(db, id))
+        }
+
         fn container_consumers(
             &self,
             id: &$crate::model::ContainerId,
@@ -567,6 +574,9 @@ pub(crate) fn export_rows<D: Db + ?Sized>(
             consumer,
             created,
         })?;
+    }
+    for (container, acl) in super::container_acls::all(db)? {
+        out(Record::ContainerAcl { container, acl })?;
     }
     Ok(())
 }

@@ -172,6 +172,15 @@ fn digest(row: &Record) -> [u8; 32] {
             h.str(&consumer.url);
             h.time(Some(*created));
         }
+        Record::ContainerAcl { container, acl } => {
+            h.str("container_acl");
+            h.str(&container.to_string());
+            h.flag(acl.project_access);
+            h.int(acl.users.len() as i64);
+            for user in &acl.users {
+                h.str(user.as_str());
+            }
+        }
     }
     h.0.finalize().into()
 }

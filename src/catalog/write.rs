@@ -9,7 +9,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::model::{BackendId, ContentType, ProjectId, SecretId, SecretMeta, Timestamp};
 
 /// Every table, children before parents (the order to empty them in).
-pub(crate) const TABLES: [&str; 11] = [
+pub(crate) const TABLES: [&str; 12] = [
+    "container_acl_users",
     "container_consumers",
     "project_quotas",
     "secret_metadata",
@@ -274,6 +275,7 @@ pub(crate) fn apply_write<D: Db + ?Sized>(db: &mut D, w: &Write) -> Result<(), D
         Write::RemoveContainerConsumer { id, consumer } => {
             super::container_consumers::remove(db, id, consumer)?;
         }
+        Write::SetContainerAcl { id, acl } => super::container_acls::set(db, id, acl.as_ref())?,
     }
     Ok(())
 }
@@ -406,6 +408,9 @@ pub(crate) fn insert_record<D: Db + ?Sized>(db: &mut D, row: Record) -> Result<(
             consumer,
             created,
         } => super::container_consumers::add(db, &container, &consumer, created),
+        Record::ContainerAcl { container, acl } => {
+            super::container_acls::set(db, &container, Some(&acl))
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::catalog::Write;
+use crate::catalog::{AclView, Write};
 use crate::context::Context;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{
@@ -118,9 +118,9 @@ impl SecretStore {
     /// A container of the caller's project (`container:get`).
     pub fn container(&self, ctx: &Context, id: &ContainerId) -> Result<Container> {
         audited(ctx, "container:get", id, || {
-            let c = self.visible_container(ctx, id)?;
-            self.authorize("container:get", ctx, &self.container_target(ctx, &c))?;
-            Ok(c)
+            let seen = self.visible_container(ctx, id)?;
+            self.authorize("container:get", ctx, &container_target(ctx, &seen))?;
+            Ok(seen.container)
         })
     }
 
@@ -146,8 +146,8 @@ impl SecretStore {
     /// Deletes a container; its secrets stay (`container:delete`).
     pub fn delete_container(&self, ctx: &Context, id: &ContainerId) -> Result<()> {
         audited(ctx, "container:delete", id, || {
-            let c = self.visible_container(ctx, id)?;
-            self.authorize("container:delete", ctx, &self.container_target(ctx, &c))?;
+            let seen = self.visible_container(ctx, id)?;
+            self.authorize("container:delete", ctx, &container_target(ctx, &seen))?;
             self.catalog.apply(vec![Write::DeleteContainer(*id)])
         })
     }
@@ -162,14 +162,14 @@ impl SecretStore {
         consumer: ContainerConsumer,
     ) -> Result<Container> {
         audited(ctx, "container_consumers:post", id, || {
-            let c = self.visible_container(ctx, id)?;
+            let seen = self.visible_container(ctx, id)?;
             self.authorize(
                 "container_consumers:post",
                 ctx,
-                &self.container_target(ctx, &c),
+                &container_target(ctx, &seen),
             )?;
             validate_container_consumer(&consumer)?;
-            let quota = self.quota_guard(&c.project_id, QuotaResource::Consumers)?;
+            let quota = self.quota_guard(&seen.container.project_id, QuotaResource::Consumers)?;
             let mut batch = vec![Write::AddContainerConsumer {
                 id: *id,
                 consumer,
@@ -177,7 +177,7 @@ impl SecretStore {
             }];
             batch.extend(quota);
             self.catalog.apply(batch)?;
-            Ok(c)
+            Ok(seen.container)
         })
     }
 
@@ -191,16 +191,16 @@ impl SecretStore {
         consumer: ContainerConsumer,
     ) -> Result<Container> {
         audited(ctx, "container_consumers:delete", id, || {
-            let c = self.visible_container(ctx, id)?;
+            let seen = self.visible_container(ctx, id)?;
             self.authorize(
                 "container_consumers:delete",
                 ctx,
-                &self.container_target(ctx, &c),
+                &container_target(ctx, &seen),
             )?;
             validate_container_consumer(&consumer)?;
             self.catalog
                 .apply(vec![Write::RemoveContainerConsumer { id: *id, consumer }])?;
-            Ok(c)
+            Ok(seen.container)
         })
     }
 
@@ -214,11 +214,11 @@ impl SecretStore {
         offset: Option<i64>,
     ) -> Result<Page<ContainerConsumer>> {
         audited(ctx, "container_consumers:get", id, || {
-            let c = self.visible_container(ctx, id)?;
+            let seen = self.visible_container(ctx, id)?;
             self.authorize(
                 "container_consumers:get",
                 ctx,
-                &self.container_target(ctx, &c),
+                &container_target(ctx, &seen),
             )?;
             let q = ListQuery {
                 limit,
@@ -230,22 +230,42 @@ impl SecretStore {
         })
     }
 
-    fn visible_container(&self, ctx: &Context, id: &ContainerId) -> Result<Container> {
-        match self.catalog.container(id)? {
-            Some(c) if c.project_id == ctx.project_id => Ok(c),
-            _ => Err(Error::new(
-                ErrorKind::NotFound,
-                format!("container {id} not found"),
-            )),
+    /// The container as the caller may see it: one of the caller's
+    /// project, or one whose read ACL lists the caller; else not found.
+    pub(super) fn visible_container(
+        &self,
+        ctx: &Context,
+        id: &ContainerId,
+    ) -> Result<SeenContainer> {
+        let not_found = || Error::new(ErrorKind::NotFound, format!("container {id} not found"));
+        let container = self.catalog.container(id)?.ok_or_else(not_found)?;
+        let acl = self.catalog.container_acl(id)?.ok_or_else(not_found)?;
+        let acl = AclView {
+            project_access: acl.project_access,
+            caller_listed: acl.users.contains(&ctx.user_id),
+        };
+        if container.project_id != ctx.project_id && !acl.caller_listed {
+            return Err(not_found());
         }
+        Ok(SeenContainer { container, acl })
     }
+}
 
-    fn container_target<'a>(&self, ctx: &'a Context, c: &'a Container) -> Target<'a> {
-        // Container ACLs are not kept yet: the defaults (project access) apply.
-        Target::entity(Entity::Container, &c.project_id, &c.creator_id)
-            .with_project_id(&ctx.project_id)
-            .with_read_acl(Entity::Container, false, Some(true))
-    }
+/// A container with its read ACL as it applies to the caller.
+pub(super) struct SeenContainer {
+    pub(super) container: Container,
+    pub(super) acl: AclView,
+}
+
+pub(super) fn container_target<'a>(ctx: &'a Context, seen: &'a SeenContainer) -> Target<'a> {
+    let c = &seen.container;
+    Target::entity(Entity::Container, &c.project_id, &c.creator_id)
+        .with_project_id(&ctx.project_id)
+        .with_read_acl(
+            Entity::Container,
+            seen.acl.caller_listed,
+            Some(seen.acl.project_access),
+        )
 }
 
 /// Barbican's `ContainerValidator`.
