@@ -14,7 +14,7 @@ use keywarden::context::Context;
 use keywarden::model::{
     Acl, Consumer, ContainerConsumer, ContainerType, ProjectId, ProjectQuotas, Quotas, SecretId,
 };
-use keywarden::store::{KeyOrder, NewContainer, NewSecret};
+use keywarden::store::{ContainerQuery, KeyOrder, NewContainer, NewSecret};
 
 conformance!(
     metadata_as_barbican_keeps_it,
@@ -25,6 +25,7 @@ conformance!(
     containers_are_validated_as_barbican_validates,
     container_consumers_are_idempotent_and_paged,
     container_acls_share_and_restrict,
+    containers_list_with_barbican_filters,
 );
 
 catalog_tests!(a_copy_keeps_metadata_quotas_and_container_consumers,);
@@ -690,4 +691,72 @@ fn container_acls_share_and_restrict(setup: &Setup) {
     f.store.set_container_acl(&owner, &k, acl).unwrap();
     f.store.delete_container(&owner, &k).unwrap();
     assert_eq!(f.rows("container_acl_users"), 0);
+}
+
+fn containers_list_with_barbican_filters(setup: &Setup) {
+    let f = Fixture::on(setup);
+    let c = admin("p1");
+    let [a, b] = ["a", "b"].map(|n| secret(&f, &c, n));
+    for (name, t) in [
+        ("Web-1", ContainerType::Generic),
+        ("web-2", ContainerType::Generic),
+        ("db", ContainerType::Generic),
+    ] {
+        f.store
+            .store_container(&c, NewContainer::new(t).name(name))
+            .unwrap();
+    }
+    f.store
+        .store_container(
+            &c,
+            NewContainer::new(ContainerType::Rsa)
+                .name("web-rsa")
+                .secret_ref("public_key", a)
+                .secret_ref("private_key", b),
+        )
+        .unwrap();
+    f.store
+        .store_container(
+            &admin("p2"),
+            NewContainer::new(ContainerType::Generic).name("web-3"),
+        )
+        .unwrap();
+    let names = |q: ContainerQuery| -> (u64, Vec<String>) {
+        let page = f.store.list_containers_matching(&c, &q).unwrap();
+        // Created in the same second: the order among them is the ids'.
+        let mut names: Vec<String> = page.items.into_iter().filter_map(|k| k.name).collect();
+        names.sort();
+        (page.total, names)
+    };
+    assert_eq!(names(ContainerQuery::default()).0, 4);
+    assert_eq!(
+        names(ContainerQuery {
+            name: Some("web%".into()),
+            ..Default::default()
+        }),
+        (3, vec!["Web-1".into(), "web-2".into(), "web-rsa".into()])
+    );
+    let (total, page) = names(ContainerQuery {
+        name: Some("web%".into()),
+        container_type: Some(ContainerType::Generic),
+        limit: Some(1),
+        offset: Some(1),
+    });
+    assert_eq!((total, page.len()), (2, 1));
+    assert!(page[0].eq_ignore_ascii_case("web-1") || page[0] == "web-2");
+    assert_eq!(
+        names(ContainerQuery {
+            name: Some("db".into()),
+            ..Default::default()
+        }),
+        (1, vec!["db".into()])
+    );
+    assert_eq!(
+        names(ContainerQuery {
+            name: Some(String::new()),
+            ..Default::default()
+        })
+        .0,
+        4
+    );
 }

@@ -126,6 +126,14 @@ pub struct SecretFilter {
     pub acl_user: Option<UserId>,
 }
 
+/// Barbican's container list filters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ContainerFilter {
+    /// SQL LIKE pattern, ignoring ASCII case (Barbican's `name.like()`).
+    pub name: Option<String>,
+    pub container_type: Option<ContainerType>,
+}
+
 /// One change in an all-or-nothing batch.
 #[derive(Clone, Debug)]
 pub enum Write {
@@ -339,9 +347,11 @@ pub trait Catalog: KekStore + Debug {
 
     fn container(&self, id: &ContainerId) -> Result<Option<Container>>;
 
+    /// The project's containers matching `filter`, oldest first.
     fn list_containers(
         &self,
         project: &ProjectId,
+        filter: &ContainerFilter,
         limit: u32,
         offset: u64,
     ) -> Result<Page<Container>>;

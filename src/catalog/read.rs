@@ -10,7 +10,9 @@ use crate::catalog::rows::{
 };
 use crate::catalog::sql::{Db, Value, args, count, row, rows};
 use crate::catalog::write::not_found;
-use crate::catalog::{AclView, Counts, Record, RecordSink, SecretFilter, SecretRow};
+use crate::catalog::{
+    AclView, ContainerFilter, Counts, Record, RecordSink, SecretFilter, SecretRow,
+};
 use crate::error::Result;
 use crate::model::{
     Acl, BackendId, Consumer, Container, ContainerId, Order, OrderId, Page, ProjectId, SecretId,
@@ -82,10 +84,13 @@ macro_rules! catalog_reads {
         fn list_containers(
             &self,
             project: &$crate::model::ProjectId,
+            filter: &$crate::catalog::ContainerFilter,
             limit: u32,
             offset: u64,
         ) -> $crate::Result<$crate::model::Page<$crate::model::Container>> {
-            self.snapshot(|db| $crate::catalog::read::list_containers(db, project, limit, offset))
+            self.snapshot(|db| {
+                $crate::catalog::read::list_containers(db, project, filter, limit, offset)
+            })
         }
 
         fn secret_metadata(
@@ -324,22 +329,38 @@ pub(crate) fn container<D: Db + ?Sized>(
 pub(crate) fn list_containers<D: Db + ?Sized>(
     db: &mut D,
     project: &ProjectId,
+    filter: &ContainerFilter,
     limit: u32,
     offset: u64,
 ) -> Result<Page<Container>, D::Fail> {
+    let mut conditions = String::from("project_id = $1");
+    let mut filter_args = vec![Value::from(project.as_str())];
+    if let Some(name) = &filter.name {
+        filter_args.push(Value::from(name.as_str()));
+        let like = db.dialect().like;
+        conditions.push_str(&format!(" AND name {like} ${}", filter_args.len()));
+    }
+    if let Some(t) = filter.container_type {
+        filter_args.push(Value::from(t.as_str()));
+        conditions.push_str(&format!(" AND type = ${}", filter_args.len()));
+    }
     let total = count(
         db,
-        "SELECT COUNT(*) FROM containers WHERE project_id = $1",
-        &args![project.as_str()],
+        &format!("SELECT COUNT(*) FROM containers WHERE {conditions}"),
+        &filter_args,
     )?;
-    let [lim, off] = page_args(limit, offset);
+    let n = filter_args.len();
+    let mut page = filter_args.clone();
+    page.extend(page_args(limit, offset));
     let heads = rows(
         db,
         &format!(
-            "SELECT {CONTAINER_COLUMNS} FROM containers WHERE project_id = $1
-             ORDER BY created, id LIMIT $2 OFFSET $3"
+            "SELECT {CONTAINER_COLUMNS} FROM containers WHERE {conditions}
+             ORDER BY created, id LIMIT ${} OFFSET ${}",
+            n + 1,
+            n + 2
         ),
-        &[Value::from(project.as_str()), lim, off],
+        &page,
         container_from_row,
     )?;
     let items = heads

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::catalog::{AclView, Write};
+use crate::catalog::{AclView, ContainerFilter, Write};
 use crate::context::Context;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{
@@ -45,6 +45,17 @@ impl NewContainer {
         self.secret_refs.push((Some(name.into()), secret));
         self
     }
+}
+
+/// Barbican's container list parameters (`GET /v1/containers`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ContainerQuery {
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+    /// A SQL LIKE pattern (`%`, `_`), ignoring ASCII case, as Barbican's
+    /// `name.like()`; empty matches everything, as Barbican ignores it.
+    pub name: Option<String>,
+    pub container_type: Option<ContainerType>,
 }
 
 /// Reference names an `rsa` container takes (the first two are required).
@@ -131,15 +142,40 @@ impl SecretStore {
         limit: Option<i64>,
         offset: Option<i64>,
     ) -> Result<Page<Container>> {
-        audited(ctx, "containers:list", &ctx.project_id, || {
-            self.authorize("containers:get", ctx, &self.project_target(ctx))?;
-            let q = ListQuery {
+        self.list_containers_matching(
+            ctx,
+            &ContainerQuery {
                 limit,
                 offset,
                 ..Default::default()
+            },
+        )
+    }
+
+    /// The caller's project's containers matching Barbican's list filters
+    /// (`containers:get`), oldest first, paged as Barbican pages.
+    pub fn list_containers_matching(
+        &self,
+        ctx: &Context,
+        query: &ContainerQuery,
+    ) -> Result<Page<Container>> {
+        audited(ctx, "containers:list", &ctx.project_id, || {
+            self.authorize("containers:get", ctx, &self.project_target(ctx))?;
+            let q = ListQuery {
+                limit: query.limit,
+                offset: query.offset,
+                ..Default::default()
             };
-            self.catalog
-                .list_containers(&ctx.project_id, q.effective_limit(), q.effective_offset())
+            let filter = ContainerFilter {
+                name: query.name.clone().filter(|n| !n.is_empty()),
+                container_type: query.container_type,
+            };
+            self.catalog.list_containers(
+                &ctx.project_id,
+                &filter,
+                q.effective_limit(),
+                q.effective_offset(),
+            )
         })
     }
 

@@ -41,7 +41,7 @@ mod quotas;
 mod secrets;
 
 pub use audit::AUDIT_TARGET;
-pub use containers::NewContainer;
+pub use containers::{ContainerQuery, NewContainer};
 pub use list::{DEFAULT_LIMIT, ListQuery, MAX_LIMIT};
 pub use metadata::MAX_METADATUM_LEN;
 pub use operator::{Operator, SecretsCheck, StoreReport};
