@@ -26,6 +26,7 @@ conformance!(
     container_consumers_are_idempotent_and_paged,
     container_acls_share_and_restrict,
     containers_list_with_barbican_filters,
+    generic_containers_take_and_lose_references,
 );
 
 catalog_tests!(a_copy_keeps_metadata_quotas_and_container_consumers,);
@@ -759,4 +760,69 @@ fn containers_list_with_barbican_filters(setup: &Setup) {
         .0,
         4
     );
+}
+
+fn generic_containers_take_and_lose_references(setup: &Setup) {
+    let f = Fixture::on(setup);
+    let c = admin("p1");
+    let [a, b, d] = ["a", "b", "d"].map(|n| secret(&f, &c, n));
+    let k = f
+        .store
+        .store_container(&c, NewContainer::new(ContainerType::Generic))
+        .unwrap();
+    f.store.add_container_secret(&c, &k, Some("x"), &a).unwrap();
+    f.store.add_container_secret(&c, &k, None, &b).unwrap();
+    let e = f
+        .store
+        .add_container_secret(&c, &k, Some("x"), &a)
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict);
+    let foreign = secret(&f, &admin("p2"), "foreign");
+    let e = f
+        .store
+        .add_container_secret(&c, &k, Some("y"), &foreign)
+        .unwrap_err();
+    assert_eq!(
+        (e.kind(), e.context()),
+        (ErrorKind::NotFound, "Secret provided doesn't exist.")
+    );
+    assert_eq!(
+        f.store.container(&c, &k).unwrap().secret_refs,
+        vec![(String::new(), b), ("x".to_owned(), a)]
+    );
+    let e = f
+        .store
+        .remove_container_secret(&c, &k, Some("x"), &d)
+        .unwrap_err();
+    assert_eq!(
+        (e.kind(), e.context()),
+        (
+            ErrorKind::NotFound,
+            "Secret provided is not in the container"
+        )
+    );
+    f.store
+        .remove_container_secret(&c, &k, Some("x"), &a)
+        .unwrap();
+    assert_eq!(f.store.container(&c, &k).unwrap().secret_refs.len(), 1);
+    // Observers may not; rsa containers are not modified.
+    let e = f
+        .store
+        .add_container_secret(&ctx("o", "p1", &["observer"]), &k, Some("z"), &d)
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied);
+    let rsa = f
+        .store
+        .store_container(
+            &c,
+            NewContainer::new(ContainerType::Rsa)
+                .secret_ref("public_key", a)
+                .secret_ref("private_key", b),
+        )
+        .unwrap();
+    let e = f
+        .store
+        .add_container_secret(&c, &rsa, Some("private_key_passphrase"), &d)
+        .unwrap_err();
+    assert_eq!(e.context(), "Only 'generic' containers can be modified.");
 }

@@ -17,6 +17,7 @@ use crate::model::{
 
 mod container_acls;
 mod container_consumers;
+mod container_secrets;
 mod location;
 mod metadata;
 #[cfg(feature = "postgres")]
@@ -231,6 +232,19 @@ pub enum Write {
     RemoveContainerConsumer {
         id: ContainerId,
         consumer: ContainerConsumer,
+    },
+    /// Adds a reference to a container; `Conflict` when one of that name
+    /// is there.
+    AddContainerSecret {
+        id: ContainerId,
+        name: String,
+        secret: SecretId,
+    },
+    /// `NotFound` when the container does not hold that reference.
+    RemoveContainerSecret {
+        id: ContainerId,
+        name: String,
+        secret: SecretId,
     },
     /// `None` removes the container's ACL (defaults return).
     SetContainerAcl {

@@ -275,6 +275,12 @@ pub(crate) fn apply_write<D: Db + ?Sized>(db: &mut D, w: &Write) -> Result<(), D
         Write::RemoveContainerConsumer { id, consumer } => {
             super::container_consumers::remove(db, id, consumer)?;
         }
+        Write::AddContainerSecret { id, name, secret } => {
+            super::container_secrets::add(db, id, name, secret)?;
+        }
+        Write::RemoveContainerSecret { id, name, secret } => {
+            super::container_secrets::remove(db, id, name, secret)?;
+        }
         Write::SetContainerAcl { id, acl } => super::container_acls::set(db, id, acl.as_ref())?,
     }
     Ok(())

@@ -154,8 +154,20 @@ pub(super) const QUEENS: &[(&str, &str)] = &[
         "container:delete",
         "rule:container_project_admin or rule:container_project_creator",
     ),
-    ("container_secret:post", "rule:admin"),
-    ("container_secret:delete", "rule:admin"),
+    // Queens had `rule:admin` for these two; Barbican 23's legacy
+    // (deprecated-rule) check strings, which the store enforces, let the
+    // container's creator and, while it is not private, the project's
+    // creators change a generic container's references.
+    (
+        "container_secret:post",
+        "rule:container_project_admin or rule:container_project_creator or \
+         (rule:container_project_creator_role and rule:container_non_private_read)",
+    ),
+    (
+        "container_secret:delete",
+        "rule:container_project_admin or rule:container_project_creator or \
+         (rule:container_project_creator_role and rule:container_non_private_read)",
+    ),
     // consumers.py (container consumers)
     (
         "consumer:get",

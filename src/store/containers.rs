@@ -91,15 +91,7 @@ impl SecretStore {
             let mut secret_refs = Vec::with_capacity(new.secret_refs.len());
             for (name, secret) in &new.secret_refs {
                 let name = name.clone().unwrap_or_default();
-                let readable = self
-                    .visible_secret(ctx, secret, false)
-                    .ok()
-                    .filter(|row| row.meta.project_id == ctx.project_id)
-                    .is_some_and(|row| {
-                        self.authorize("secret:get", ctx, &super::secret_target(ctx, &row))
-                            .is_ok()
-                    });
-                if !readable {
+                if !self.readable_own_secret(ctx, secret) {
                     return Err(Error::new(
                         ErrorKind::NotFound,
                         format!("Secret provided for '{name}' doesn't exist."),
@@ -188,6 +180,78 @@ impl SecretStore {
         })
     }
 
+    /// Adds a reference to an existing secret of the caller's project to a
+    /// generic container (`container_secret:post`). Other types are
+    /// refused ("Only 'generic' containers can be modified."); a secret the
+    /// caller cannot read is `NotFound` ("Secret provided doesn't exist.");
+    /// a reference of that name already there is `Conflict`.
+    pub fn add_container_secret(
+        &self,
+        ctx: &Context,
+        id: &ContainerId,
+        name: Option<&str>,
+        secret: &SecretId,
+    ) -> Result<()> {
+        audited(ctx, "container_secret:post", id, || {
+            let seen = self.visible_container(ctx, id)?;
+            self.authorize("container_secret:post", ctx, &container_target(ctx, &seen))?;
+            if seen.container.container_type != ContainerType::Generic {
+                return Err(Error::invalid(
+                    "type",
+                    "Only 'generic' containers can be modified.",
+                ));
+            }
+            let name = name.unwrap_or("");
+            check_len("name", Some(name))?;
+            if !self.readable_own_secret(ctx, secret) {
+                return Err(Error::new(
+                    ErrorKind::NotFound,
+                    "Secret provided doesn't exist.",
+                ));
+            }
+            self.catalog.apply(vec![Write::AddContainerSecret {
+                id: *id,
+                name: name.to_owned(),
+                secret: *secret,
+            }])
+        })
+    }
+
+    /// Removes a reference from a container (`container_secret:delete`);
+    /// `NotFound` ("Secret provided is not in the container") when it does
+    /// not hold it.
+    pub fn remove_container_secret(
+        &self,
+        ctx: &Context,
+        id: &ContainerId,
+        name: Option<&str>,
+        secret: &SecretId,
+    ) -> Result<()> {
+        audited(ctx, "container_secret:delete", id, || {
+            let seen = self.visible_container(ctx, id)?;
+            self.authorize(
+                "container_secret:delete",
+                ctx,
+                &container_target(ctx, &seen),
+            )?;
+            let name = name.unwrap_or("");
+            if !self.readable_own_secret(ctx, secret) {
+                return Err(Error::new(
+                    ErrorKind::NotFound,
+                    format!(
+                        "Secret '{name}' with reference '{}' doesn't exist.",
+                        self.secret_href(secret)
+                    ),
+                ));
+            }
+            self.catalog.apply(vec![Write::RemoveContainerSecret {
+                id: *id,
+                name: name.to_owned(),
+                secret: *secret,
+            }])
+        })
+    }
+
     /// Registers a consumer on a container (`container_consumers:post`);
     /// registering it again changes nothing. Counted against the consumers
     /// quota of the container's project. Returns the container.
@@ -264,6 +328,18 @@ impl SecretStore {
             self.catalog
                 .container_consumers(id, q.effective_limit(), q.effective_offset())
         })
+    }
+
+    /// Whether `secret` is one of the caller's project that the caller may
+    /// read: the secrets a container of that project may refer to.
+    fn readable_own_secret(&self, ctx: &Context, secret: &SecretId) -> bool {
+        self.visible_secret(ctx, secret, false)
+            .ok()
+            .filter(|row| row.meta.project_id == ctx.project_id)
+            .is_some_and(|row| {
+                self.authorize("secret:get", ctx, &super::secret_target(ctx, &row))
+                    .is_ok()
+            })
     }
 
     /// The container as the caller may see it: one of the caller's
