@@ -566,4 +566,67 @@ mod tests {
         // No rule and no `default` rule: denied.
         assert!(!policy.check("no:such_action", &caller("admin"), &none));
     }
+
+    #[test]
+    fn secret_meta_rules_look_at_the_secret() {
+        // Barbican 14's fix: Queens' `rule:admin_or_creator` let a creator
+        // of any project write any secret's metadata.
+        let policy = Policy::barbican_queens();
+        let project = ProjectId::new("project-a").unwrap();
+        let elsewhere = ProjectId::new("project-b").unwrap();
+        let owner = UserId::new("owner").unwrap();
+        let open = Target::entity(Entity::Secret, &project, &owner).with_read_acl(
+            Entity::Secret,
+            false,
+            Some(true),
+        );
+        let private = Target::entity(Entity::Secret, &project, &owner).with_read_acl(
+            Entity::Secret,
+            false,
+            Some(false),
+        );
+        let foreign = Target::entity(Entity::Secret, &elsewhere, &owner).with_read_acl(
+            Entity::Secret,
+            false,
+            Some(true),
+        );
+        for write in ["secret_meta:post", "secret_meta:put", "secret_meta:delete"] {
+            assert!(policy.check(write, &caller("creator"), &open), "{write}");
+            assert!(
+                !policy.check(write, &caller("creator"), &private),
+                "{write}"
+            );
+            assert!(
+                !policy.check(write, &caller("creator"), &foreign),
+                "{write}"
+            );
+            assert!(!policy.check(write, &caller("observer"), &open), "{write}");
+            assert!(policy.check(write, &caller("admin"), &private), "{write}");
+        }
+        assert!(policy.check("secret_meta:get", &caller("audit"), &open));
+        assert!(!policy.check("secret_meta:get", &caller("admin"), &foreign));
+        let container = Target::entity(Entity::Container, &project, &owner).with_read_acl(
+            Entity::Container,
+            false,
+            Some(true),
+        );
+        let foreign_container = Target::entity(Entity::Container, &elsewhere, &owner)
+            .with_read_acl(Entity::Container, false, Some(true));
+        for action in [
+            "container_consumers:get",
+            "container_consumers:post",
+            "container_consumers:delete",
+        ] {
+            assert!(
+                policy.check(action, &caller("audit"), &container),
+                "{action}"
+            );
+            assert!(
+                !policy.check(action, &caller("admin"), &foreign_container),
+                "{action}"
+            );
+        }
+        assert!(policy.check("container_secret:post", &caller("creator"), &container));
+        assert!(!policy.check("container_secret:post", &caller("observer"), &container));
+    }
 }
