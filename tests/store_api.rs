@@ -23,6 +23,7 @@ conformance!(
     metadata_policy_follows_the_secret,
     quotas_are_unlimited_until_set_and_then_enforced,
     quotas_hold_under_concurrent_writers,
+    secret_stores_are_listed_for_admins,
 );
 
 catalog_tests!(a_copy_keeps_metadata_quotas_and_container_consumers,);
@@ -457,5 +458,32 @@ fn a_copy_keeps_metadata_quotas_and_container_consumers(kind: &Kind) {
             vec![consumer.clone()]
         );
         assert_eq!(copy.container_acl(&c, &k).unwrap(), shared);
+    }
+}
+
+fn secret_stores_are_listed_for_admins(setup: &Setup) {
+    let f = Fixture::on(setup);
+    let a = admin("p1");
+    let (all, default) = f.store.backends(&a).unwrap();
+    assert_eq!(default.as_str(), f.backend_id());
+    assert!(all.contains(&default));
+    assert_eq!(f.store.global_default_backend(&a).unwrap(), default);
+    let e = f.store.preferred_backend(&a).unwrap_err();
+    assert_eq!(
+        (e.kind(), e.context()),
+        (
+            ErrorKind::NotFound,
+            "Not Found. No preferred secret store defined for this project."
+        )
+    );
+    f.store.set_project_backend(&a, &default).unwrap();
+    assert_eq!(f.store.preferred_backend(&a).unwrap(), default);
+    let creator = ctx("c", "p1", &["creator"]);
+    for e in [
+        f.store.backends(&creator).unwrap_err(),
+        f.store.global_default_backend(&creator).unwrap_err(),
+        f.store.preferred_backend(&creator).unwrap_err(),
+    ] {
+        assert_eq!(e.kind(), ErrorKind::PermissionDenied);
     }
 }
