@@ -24,6 +24,7 @@ conformance!(
     quotas_are_unlimited_until_set_and_then_enforced,
     quotas_hold_under_concurrent_writers,
     secret_stores_are_listed_for_admins,
+    secret_consumers_are_paged,
 );
 
 catalog_tests!(a_copy_keeps_metadata_quotas_and_container_consumers,);
@@ -486,4 +487,33 @@ fn secret_stores_are_listed_for_admins(setup: &Setup) {
     ] {
         assert_eq!(e.kind(), ErrorKind::PermissionDenied);
     }
+}
+
+fn secret_consumers_are_paged(setup: &Setup) {
+    let f = Fixture::on(setup);
+    let c = admin("p1");
+    let id = secret(&f, &c, "used");
+    for i in 0..12 {
+        f.store
+            .add_consumer(
+                &c,
+                &id,
+                Consumer {
+                    service: "cinder".into(),
+                    resource_type: "volume".into(),
+                    resource_id: format!("v-{i:02}"),
+                },
+            )
+            .unwrap();
+    }
+    let first = f.store.list_consumers(&c, &id, None, None).unwrap();
+    assert_eq!((first.total, first.items.len(), first.limit), (12, 10, 10));
+    let rest = f.store.list_consumers(&c, &id, Some(5), Some(10)).unwrap();
+    let ids: Vec<_> = rest.items.iter().map(|c| c.resource_id.as_str()).collect();
+    assert_eq!(ids, ["v-10", "v-11"]);
+    let e = f
+        .store
+        .list_consumers(&admin("p2"), &id, None, None)
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
 }
