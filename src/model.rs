@@ -561,6 +561,9 @@ pub struct Container {
     pub container_type: ContainerType,
     pub status: Status,
     pub secret_refs: Vec<(String, SecretId)>,
+    /// Consumers registered on it, oldest first (Barbican shows them in
+    /// the container's JSON). Ignored when the container is written.
+    pub consumers: Vec<ContainerConsumer>,
     pub created: Timestamp,
     pub updated: Timestamp,
 }

@@ -167,7 +167,9 @@ fn container_consumers_are_idempotent_and_paged(setup: &Setup) {
         let got = f.store.add_container_consumer(&c, &k, lb(i)).unwrap();
         assert_eq!(got.id, k);
     }
-    f.store.add_container_consumer(&c, &k, lb(0)).unwrap();
+    let again = f.store.add_container_consumer(&c, &k, lb(0)).unwrap();
+    assert_eq!(again.consumers, vec![lb(0), lb(1), lb(2)]);
+    assert_eq!(f.store.container(&c, &k).unwrap().consumers.len(), 3);
     let page = f.store.container_consumers(&c, &k, Some(2), None).unwrap();
     assert_eq!(page.total, 3);
     assert_eq!(page.items.len(), 2);

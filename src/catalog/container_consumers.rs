@@ -98,6 +98,25 @@ pub(crate) fn list<D: Db + ?Sized>(
     })
 }
 
+/// All of a container's consumers, oldest first.
+pub(crate) fn of<D: Db + ?Sized>(
+    db: &mut D,
+    id: &ContainerId,
+) -> Result<Vec<ContainerConsumer>, D::Fail> {
+    rows(
+        db,
+        "SELECT name, url FROM container_consumers WHERE container_id = $1
+         ORDER BY created, name, url",
+        &args![id.to_string()],
+        |r| {
+            Ok(ContainerConsumer {
+                name: r.text(0)?,
+                url: r.text(1)?,
+            })
+        },
+    )
+}
+
 /// Every row in key order, with its registration time (for export).
 pub(crate) fn all<D: Db + ?Sized>(
     db: &mut D,

@@ -375,7 +375,14 @@ pub(crate) fn list_containers<D: Db + ?Sized>(
     })
 }
 
-fn with_refs<D: Db + ?Sized>(db: &mut D, mut k: Container) -> Result<Container, D::Fail> {
+/// Fills in a container's references and consumers.
+fn with_refs<D: Db + ?Sized>(db: &mut D, k: Container) -> Result<Container, D::Fail> {
+    let mut k = with_secret_refs(db, k)?;
+    k.consumers = super::container_consumers::of(db, &k.id)?;
+    Ok(k)
+}
+
+fn with_secret_refs<D: Db + ?Sized>(db: &mut D, mut k: Container) -> Result<Container, D::Fail> {
     k.secret_refs = rows(
         db,
         "SELECT name, secret_id FROM container_secrets WHERE container_id = $1 ORDER BY name",
@@ -568,8 +575,9 @@ pub(crate) fn export_rows<D: Db + ?Sized>(
         &[],
         container_from_row,
     )?;
+    // Consumers travel as their own records, with their registration time.
     for k in heads {
-        out(Record::Container(with_refs(db, k)?))?;
+        out(Record::Container(with_secret_refs(db, k)?))?;
     }
     db.query(
         "SELECT secret_id, meta_key, meta_value FROM secret_metadata ORDER BY secret_id, meta_key",

@@ -108,6 +108,7 @@ impl SecretStore {
                 container_type: new.container_type,
                 status: Status::Active,
                 secret_refs,
+                consumers: Vec::new(),
                 created: now,
                 updated: now,
             };
@@ -254,7 +255,8 @@ impl SecretStore {
 
     /// Registers a consumer on a container (`container_consumers:post`);
     /// registering it again changes nothing. Counted against the consumers
-    /// quota of the container's project. Returns the container.
+    /// quota of the container's project. Returns the container as it is
+    /// now (with its consumers), as Barbican answers.
     pub fn add_container_consumer(
         &self,
         ctx: &Context,
@@ -277,13 +279,13 @@ impl SecretStore {
             }];
             batch.extend(quota);
             self.catalog.apply(batch)?;
-            Ok(seen.container)
+            self.container_after_change(id)
         })
     }
 
     /// Removes a consumer from a container (`container_consumers:delete`);
     /// `NotFound` ("Consumer not found.") when it was not registered.
-    /// Returns the container.
+    /// Returns the container as it is now.
     pub fn remove_container_consumer(
         &self,
         ctx: &Context,
@@ -300,7 +302,7 @@ impl SecretStore {
             validate_container_consumer(&consumer)?;
             self.catalog
                 .apply(vec![Write::RemoveContainerConsumer { id: *id, consumer }])?;
-            Ok(seen.container)
+            self.container_after_change(id)
         })
     }
 
@@ -328,6 +330,13 @@ impl SecretStore {
             self.catalog
                 .container_consumers(id, q.effective_limit(), q.effective_offset())
         })
+    }
+
+    /// The container as it is now, after a change the caller made.
+    fn container_after_change(&self, id: &ContainerId) -> Result<Container> {
+        self.catalog
+            .container(id)?
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("container {id} not found")))
     }
 
     /// Whether `secret` is one of the caller's project that the caller may

@@ -352,6 +352,7 @@ impl SecretStore {
                     container_type: ContainerType::Rsa,
                     status: Status::Active,
                     secret_refs: refs,
+                    consumers: Vec::new(),
                     created: now,
                     updated: now,
                 };
