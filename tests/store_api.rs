@@ -440,7 +440,7 @@ fn a_copy_keeps_metadata_quotas_and_container_consumers(kind: &Kind) {
     for target in targets {
         let mut config = f.config.clone();
         config.catalog = target.fresh_catalog(f.dir.path());
-        let dest = keywarden::catalog::open(&config.catalog_location().unwrap()).unwrap();
+        let dest = keywarden::catalog::open(&config.catalog_location()).unwrap();
         let report = keywarden::catalog::copy_verified(&*f.catalog(), &*dest).unwrap();
         // KEK + secret + container + 2 metadata + quotas + consumer + ACL
         assert_eq!(report.rows, 8, "{target:?}");
