@@ -35,6 +35,16 @@ fn project_store_set_show_clear() {
     let cleared = kw.ok(&["project-store", "clear", "p1", "-f", "value"]);
     assert_eq!(cleared, "p1\nsoftware\nglobal default\n");
     assert_eq!(show("p1"), ["p1", "software", "global default"]);
+
+    // The legacy fixed key serves every project: no project is mapped there.
+    let mut config = fs::read_to_string(&kw.config).unwrap();
+    config.push_str(
+        "\n[backends.legacy]\nkind = \"danger_fixed_key\"\nfixed_key = \"6b6579776172642d6669786564206b65792d3235362d6269742d6c6f6e672121\"\n",
+    );
+    fs::write(&kw.config, config).unwrap();
+    let line = kw.refused_unchanged(&["project-store", "set", "p1", "legacy"], "fixed key");
+    assert!(line.contains("legacy"), "{line}");
+    assert_eq!(show("p1"), ["p1", "software", "global default"]);
 }
 
 #[test]
