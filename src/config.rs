@@ -148,9 +148,19 @@ impl Config {
     /// Parses TOML; relative paths resolve against `base_dir`.
     pub fn from_toml(text: &str, base_dir: Option<&Path>) -> Result<Self> {
         let mut config: Config = toml::from_str(text).map_err(|e| {
+            // The message only, never toml's rendering of the offending
+            // line, and with serde's quotation of the value removed: that
+            // line or value may be a key, a PIN or a URL with a password.
+            let line = e
+                .span()
+                .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+            let message = without_values(e.message());
             Error::new(
                 ErrorKind::Config,
-                format!("invalid configuration: {}", e.message()),
+                match line {
+                    Some(line) => format!("invalid configuration at line {line}: {message}"),
+                    None => format!("invalid configuration: {message}"),
+                },
             )
         })?;
         config.base_dir = base_dir.map(Path::to_path_buf);
@@ -267,6 +277,43 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// A serde error message with the values it quotes taken out:
+/// `invalid type: string "…", expected …` keeps only `string`, and
+/// `unknown variant `…`` keeps no variant. Field names and what was
+/// expected (our own words) stay.
+fn without_values(message: &str) -> String {
+    let mut out = message.to_owned();
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(at) = out.find(prefix) {
+            let start = at + prefix.len();
+            let end = out[start..]
+                .find(", expected")
+                .map_or(out.len(), |i| start + i);
+            let what = out[start..end]
+                .split([' ', '`', '"'])
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            out.replace_range(start..end, &format!("{what} (not repeated)"));
+        }
+    }
+    let prefix = "unknown variant `";
+    if let Some(at) = out.find(prefix) {
+        let start = at + prefix.len() - 1;
+        // The variant ends at the last backtick before ", expected" (it may
+        // itself hold backticks); without one, everything after goes.
+        let tail_at = out[start..].find(", expected").map(|i| start + i);
+        let end = match tail_at {
+            Some(t) => out[start + 1..t]
+                .rfind('`')
+                .map_or(t, |i| start + 1 + i + 1),
+            None => out.len(),
+        };
+        out.replace_range(start..end, "(not repeated)");
+    }
+    out
 }
 
 fn toml_str(s: &str) -> String {
@@ -405,6 +452,50 @@ mod tests {
         let e = Config::from_toml(&text, None).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Config);
         assert!(!e.to_string().contains("hunter2"), "{e}");
+    }
+
+    /// Whatever the value, an error about it never repeats it: a catalog
+    /// value, a backend kind or a key pasted in the wrong place may hold a
+    /// password or a key.
+    #[test]
+    fn config_errors_never_repeat_a_value() {
+        let c = Config::generate("x.db").unwrap();
+        let good = c.to_toml();
+        let key = c.master_kek(&c.default_backend).unwrap().to_base64();
+        let secret = "hunter2";
+        let cases = [
+            good.replace("sqlite:x.db", "host=db password=hunter2"),
+            good.replace("sqlite:x.db", "postgres//kw:hunter2@db/k"),
+            good.replace("kind = \"simple_crypto\"", "kind = \"hunter2\""),
+            good.replace(
+                "kind = \"simple_crypto\"",
+                "kind = \"postgresql://kw:hunter2@db/k\"",
+            ),
+            good.replace(&format!("\"{}\"", key.as_str()), "8675309"),
+            good.replace(
+                "retired_master_keks = []",
+                "retired_master_keks = [8675309]",
+            ),
+            good.replace("retired_master_keks = []", "retired_master_keks = 8675309"),
+            good.replace(
+                "max_payload_bytes = 20000",
+                "max_payload_bytes = \"hunter2\"",
+            ),
+            good.replace("endpoint = ", "endpoint = 8675309\nx = "),
+            format!("{}\nhunter2\n", good.as_str()),
+        ];
+        for text in &cases {
+            assert_ne!(text.as_str(), good.as_str());
+            let e = Config::from_toml(text, None).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Config);
+            let shown = format!("{e} {e:?}");
+            for leaked in [secret, "8675309", key.as_str()] {
+                assert!(!shown.contains(leaked), "{leaked} in {shown}");
+            }
+            assert!(shown.contains("line "), "says where: {shown}");
+        }
+        let shown = redact_url("postgresql://kw@db/k?sslpassword=hunter2&PassWord=x");
+        assert_eq!(shown, "postgresql://kw@db/k?sslpassword=***&PassWord=***");
     }
 
     #[test]
