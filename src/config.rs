@@ -47,6 +47,12 @@ pub struct Config {
     pub policy_file: Option<PathBuf>,
     /// Backends by stable id.
     pub backends: BTreeMap<BackendId, BackendConfig>,
+    /// Accept this file although group or others can read it and it holds
+    /// key material, for deployments that guard it otherwise (ACLs, a
+    /// secrets mount). Without it such a file is refused, as ssh refuses
+    /// a private key others can read.
+    #[serde(default)]
+    pub danger_allow_readable_config: bool,
     #[serde(skip)]
     base_dir: Option<PathBuf>,
 }
@@ -141,6 +147,7 @@ impl Config {
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             policy_file: None,
             backends,
+            danger_allow_readable_config: false,
             base_dir: None,
         })
     }
@@ -168,17 +175,63 @@ impl Config {
         Ok(config)
     }
 
-    /// Reads and parses a config file.
+    /// Reads and parses a config file. A file that holds key material
+    /// ([`Config::holds_key_material`]) and that group or others can read is
+    /// refused unless it sets `danger_allow_readable_config`.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        use std::io::Read as _;
         let path = path.as_ref();
-        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+        let cannot_read = |e| {
             Error::new(
                 ErrorKind::Config,
                 format!("cannot read config {}", path.display()),
             )
             .with_source(e)
-        })?);
-        Config::from_toml(&text, path.parent())
+        };
+        // The mode is the open file's, so it is the mode of what was read.
+        let mut file = std::fs::File::open(path).map_err(cannot_read)?;
+        let meta = file.metadata().map_err(cannot_read)?;
+        let mut text = Zeroizing::new(String::with_capacity(
+            usize::try_from(meta.len()).unwrap_or(0).min(1 << 20) + 1,
+        ));
+        file.read_to_string(&mut text).map_err(cannot_read)?;
+        let config = Config::from_toml(&text, path.parent())?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0
+                && config.holds_key_material()
+                && !config.danger_allow_readable_config
+            {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    format!(
+                        "config {} holds key material and has mode {mode:04o}, so group or others can read it; \
+                         run `chmod 600 {}` (or set danger_allow_readable_config = true where its \
+                         permissions are managed otherwise)",
+                        path.display(),
+                        path.display()
+                    ),
+                ));
+            }
+        }
+        Ok(config)
+    }
+
+    /// Whether the config holds anything that opens secrets: a master KEK
+    /// or retired ones, the fixed key, a PKCS#11 PIN, a KMIP password, or
+    /// a catalog password.
+    pub fn holds_key_material(&self) -> bool {
+        let catalog = matches!(&self.catalog, CatalogLocation::Postgres(url) if url.has_password());
+        catalog
+            || self.backends.values().any(|b| match b {
+                BackendConfig::SimpleCrypto { .. } | BackendConfig::DangerFixedKey { .. } => true,
+                #[cfg(feature = "pkcs11")]
+                BackendConfig::Pkcs11(_) => true,
+                #[cfg(feature = "kmip")]
+                BackendConfig::Kmip(config) => config.password.is_some(),
+            })
     }
 
     /// Renders the config as TOML. The text holds master KEKs: it is wiped
@@ -197,6 +250,9 @@ impl Config {
             toml_str(self.default_backend.as_str())
         );
         let _ = writeln!(out, "max_payload_bytes = {}", self.max_payload_bytes);
+        if self.danger_allow_readable_config {
+            out.push_str("danger_allow_readable_config = true\n");
+        }
         if let Some(p) = &self.policy_file {
             let _ = writeln!(out, "policy_file = {}", toml_str(&p.display().to_string()));
         }
@@ -385,6 +441,10 @@ impl fmt::Debug for Config {
             .field("max_payload_bytes", &self.max_payload_bytes)
             .field("policy_file", &self.policy_file)
             .field("backends", &self.backends)
+            .field(
+                "danger_allow_readable_config",
+                &self.danger_allow_readable_config,
+            )
             .field("base_dir", &self.base_dir)
             .finish()
     }
@@ -496,6 +556,49 @@ mod tests {
         }
         let shown = redact_url("postgresql://kw@db/k?sslpassword=hunter2&PassWord=x");
         assert_eq!(shown, "postgresql://kw@db/k?sslpassword=***&PassWord=***");
+    }
+
+    /// ssh's rule for private keys: a config holding key material that
+    /// group or others can read is refused, naming the file and the fix.
+    #[cfg(unix)]
+    #[test]
+    fn a_config_with_keys_that_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keywarden.toml");
+        let chmod = |mode| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode));
+        let c = Config::generate("x.db").unwrap();
+        std::fs::write(&path, c.to_toml().as_bytes()).unwrap();
+        for mode in [0o644, 0o640, 0o604, 0o660] {
+            chmod(mode).unwrap();
+            let e = Config::from_file(&path).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Config);
+            let shown = e.to_string();
+            assert!(shown.contains(&path.display().to_string()), "{shown}");
+            assert!(shown.contains("chmod 600"), "{shown}");
+        }
+        for mode in [0o600, 0o400] {
+            chmod(mode).unwrap();
+            Config::from_file(&path).unwrap();
+        }
+        // A deployment that manages permissions otherwise says so.
+        chmod(0o600).unwrap();
+        let allowed = format!(
+            "danger_allow_readable_config = true\n{}",
+            c.to_toml().as_str()
+        );
+        std::fs::write(&path, allowed).unwrap();
+        chmod(0o640).unwrap();
+        let back = Config::from_file(&path).unwrap();
+        assert!(back.danger_allow_readable_config);
+        assert!(
+            back.to_toml()
+                .contains("danger_allow_readable_config = true")
+        );
+        // A catalog password is key material too, alone.
+        let mut pg = Config::generate("x.db").unwrap();
+        pg.catalog = "postgresql://kw:hunter2@db/k".parse().unwrap();
+        assert!(pg.holds_key_material());
     }
 
     #[test]

@@ -120,6 +120,12 @@ impl PostgresUrl {
     pub fn redacted(&self) -> &str {
         &self.shown
     }
+
+    /// Whether the URL holds a password (in its authority or its query).
+    pub fn has_password(&self) -> bool {
+        // Redaction masks exactly the passwords, so it changed something.
+        *self.url != self.shown
+    }
 }
 
 impl PartialEq for PostgresUrl {

@@ -99,7 +99,7 @@ fn kek_rotate_then_prune_keeps_every_secret_readable() {
 
     // The pre-rotation config no longer opens the store.
     let old = kw.path("old.toml");
-    fs::write(&old, &before_rotation).unwrap();
+    crate::common::write_private(&old, before_rotation.as_bytes());
     let out = kw.run_with_config(&old, &["check"]);
     out.assert_refused("does not open");
 }
@@ -139,7 +139,7 @@ fn check_fails_under_a_wrong_master_kek_or_a_tampered_project_kek() {
         ),
     );
     let wrong_config = kw.path("wrong.toml");
-    fs::write(&wrong_config, wrong).unwrap();
+    crate::common::write_private(&wrong_config, wrong.as_bytes());
     let before = kw.state();
     kw.run_with_config(&wrong_config, &["check"])
         .assert_refused("does not open");
@@ -355,4 +355,24 @@ fn master_kek_line(config: &str) -> String {
         .find(|l| l.starts_with("master_kek = "))
         .expect("a master_kek line")
         .to_owned()
+}
+
+/// ssh's rule for private keys, for the config that holds the master KEK.
+#[test]
+fn a_config_others_can_read_is_refused_until_chmod_600() {
+    use std::os::unix::fs::PermissionsExt;
+    let kw = Keywarden::new();
+    assert_eq!(mode(&kw.config), 0o600, "init writes it private");
+    let href = kw.store("s", "kept");
+    fs::set_permissions(&kw.config, fs::Permissions::from_mode(0o644)).unwrap();
+    for args in [
+        &["secret", "list"][..],
+        &["check"],
+        &["backup", "--output", "b.db"],
+    ] {
+        let line = kw.refused_unchanged(args, "chmod 600");
+        assert!(line.contains(&kw.config.display().to_string()), "{line}");
+    }
+    fs::set_permissions(&kw.config, fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(kw.payload(&href), "kept");
 }
