@@ -332,7 +332,7 @@ fn remove_sqlite_files(path: &Path) {
     }
 }
 
-fn io_failure(what: &str, e: std::io::Error) -> Failure {
+pub(crate) fn io_failure(what: &str, e: std::io::Error) -> Failure {
     Failure::Store(Error::new(ErrorKind::Unavailable, format!("{what}: {e}")).with_source(e))
 }
 
