@@ -4,9 +4,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use std::path::Path;
+
 use crate::backend::KekReport;
-use crate::catalog::{Catalog, Counts};
-use crate::error::{Error, Result};
+use crate::catalog::{Catalog, Counts, SqliteCatalog};
+use crate::config::Config;
+use crate::error::{Error, ErrorKind, Result};
 use crate::model::{BackendId, SecretId, Timestamp};
 
 use super::audit::{Actor, audited, record};
@@ -25,6 +28,37 @@ pub struct SecretsCheck {
     pub checked: u64,
     /// Secrets whose stored material did not authenticate.
     pub failed: Vec<SecretId>,
+}
+
+impl SecretStore {
+    /// Checks the SQLite catalog at `path` (a backup, or better a scratch
+    /// copy of one: its schema is migrated in place) as a whole store under
+    /// `config`'s backends before it replaces anything: it is a keywarden
+    /// catalog of a schema this binary knows, every backend's keys open the
+    /// project KEKs it holds, every project mapping names a configured
+    /// backend, and every stored secret authenticates. Returns its counts;
+    /// the first failure is the error.
+    pub fn verify_backup(config: &Config, path: &Path) -> Result<Counts> {
+        let catalog: Arc<dyn Catalog> = Arc::new(SqliteCatalog::open_existing(path)?);
+        let mut builder =
+            SecretStore::builder(catalog.clone()).default_backend(config.default_backend.clone());
+        for (id, backend) in &config.backends {
+            builder = builder.backend(backend.build(id, catalog.clone())?);
+        }
+        let store = builder.build()?;
+        let check = store.operator().verify_secrets()?;
+        if let Some(first) = check.failed.first() {
+            return Err(Error::new(
+                ErrorKind::Integrity,
+                format!(
+                    "{} of {} secrets do not authenticate (the first: {first})",
+                    check.failed.len(),
+                    check.checked
+                ),
+            ));
+        }
+        store.operator().counts()
+    }
 }
 
 /// Operator actions on a store; see [`SecretStore::operator`].

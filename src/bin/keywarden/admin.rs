@@ -4,7 +4,6 @@ use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use keywarden::backend::MasterKek;
 use keywarden::catalog::CatalogLocation;
@@ -156,9 +155,10 @@ fn restored(config: &Config, backup: &Path) -> CliResult<String> {
     ))
 }
 
-/// Opens the scratch copy as a store under this config: the backup must be
-/// a keywarden catalog, every master KEK must open its project KEKs there,
-/// and every project mapping must name a configured backend.
+/// Checks the scratch copy as a whole store under this config
+/// ([`SecretStore::verify_backup`]): a keywarden catalog, every master KEK
+/// opens its project KEKs there, every project mapping names a configured
+/// backend, every secret authenticates.
 pub fn verify_backup(config: &Config, backup: &Path, scratch: &Path) -> CliResult<()> {
     let refuse = |e: Error| {
         Failure::Store(Error::new(
@@ -170,14 +170,7 @@ pub fn verify_backup(config: &Config, backup: &Path, scratch: &Path) -> CliResul
             ),
         ))
     };
-    let catalog: Arc<dyn Catalog> =
-        Arc::new(SqliteCatalog::open_existing(scratch).map_err(refuse)?);
-    let mut builder =
-        SecretStore::builder(catalog.clone()).default_backend(config.default_backend.clone());
-    for (id, backend) in &config.backends {
-        builder = builder.backend(backend.build(id, catalog.clone()).map_err(refuse)?);
-    }
-    builder.build().map_err(refuse)?;
+    SecretStore::verify_backup(config, scratch).map_err(refuse)?;
     Ok(())
 }
 
