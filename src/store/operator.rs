@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::path::Path;
 
 use crate::backend::KekReport;
-use crate::catalog::{Catalog, Counts, SqliteCatalog};
+use crate::catalog::{Catalog, CatalogLocation, Counts, SqliteCatalog};
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{BackendId, SecretId, Timestamp};
@@ -59,6 +59,127 @@ impl SecretStore {
         }
         store.operator().counts()
     }
+}
+
+impl SecretStore {
+    /// Replaces `config`'s catalog (SQLite or PostgreSQL) with the SQLite
+    /// backup at `backup`, after checking it as a whole store in a scratch
+    /// copy ([`SecretStore::verify_backup`]): nothing is replaced unless the
+    /// whole backup opens under this config. A catalog that holds secrets
+    /// is replaced only with `force`. A SQLite catalog is replaced through
+    /// SQLite's backup API, a PostgreSQL one in one transaction, so other
+    /// processes see the old catalog or the restored one. `progress` gets
+    /// (done, total) as the copy goes. Returns the restored counts.
+    pub fn restore(
+        config: &Config,
+        backup: &Path,
+        force: bool,
+        progress: impl FnMut(u64, u64),
+    ) -> Result<Counts> {
+        if !backup.is_file() {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("backup {} does not exist", backup.display()),
+            ));
+        }
+        let location = config.catalog_location();
+        let beside = match &location {
+            CatalogLocation::Sqlite(db) => db.as_path(),
+            CatalogLocation::Postgres(_) => backup,
+        };
+        let scratch = scratch_beside(beside, "restore-check");
+        // The backup file itself stays untouched: checks may migrate it.
+        let copied = copy_private(backup, &scratch);
+        let outcome = copied
+            .and_then(|()| {
+                SecretStore::verify_backup(config, &scratch).map_err(|e| {
+                    Error::new(
+                        e.kind(),
+                        format!(
+                            "backup {} cannot be restored under this config; nothing was replaced: {}",
+                            backup.display(),
+                            e.context().replace(&scratch.display().to_string(), "it")
+                        ),
+                    )
+                })
+            })
+            .and_then(|_| replace_catalog(&location, &scratch, force, progress));
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = scratch.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(std::path::PathBuf::from(p));
+        }
+        outcome?;
+        SecretStore::open(config)?.operator().counts()
+    }
+}
+
+/// Replaces the catalog at `location` with the checked copy `scratch`.
+fn replace_catalog(
+    location: &CatalogLocation,
+    scratch: &Path,
+    force: bool,
+    progress: impl FnMut(u64, u64),
+) -> Result<()> {
+    let refuse_unless_forced = |existing: u64| {
+        if existing > 0 && !force {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "the catalog holds {existing} secrets; pass --force to replace it with the backup"
+                ),
+            ));
+        }
+        Ok(())
+    };
+    match location {
+        CatalogLocation::Sqlite(db) => {
+            let catalog = SqliteCatalog::open(db)?;
+            refuse_unless_forced(catalog.counts()?.secrets)?;
+            catalog.restore_from(scratch, progress)
+        }
+        shared => {
+            let catalog = crate::catalog::open(shared)?;
+            refuse_unless_forced(catalog.counts()?.secrets)?;
+            let source = SqliteCatalog::open_existing(scratch)?;
+            let mut progress = progress;
+            progress(0, 1);
+            crate::catalog::copy_verified(&source, &*catalog)?;
+            progress(1, 1);
+            Ok(())
+        }
+    }
+}
+
+/// `.<name>.<what>-<pid>` beside `path`.
+fn scratch_beside(path: &Path, what: &str) -> std::path::PathBuf {
+    let name = format!(
+        ".{}.{what}-{}",
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("keywarden.db"),
+        std::process::id()
+    );
+    path.with_file_name(name)
+}
+
+/// Copies `from` to a new file `to` of mode 0600 (it holds every
+/// ciphertext and wrapped KEK).
+fn copy_private(from: &Path, to: &Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let fail = |e: std::io::Error| {
+        Error::new(ErrorKind::Unavailable, "cannot copy the backup").with_source(e)
+    };
+    let _ = std::fs::remove_file(to);
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(to)
+        .map_err(fail)?;
+    let mut input = std::fs::File::open(from).map_err(fail)?;
+    std::io::copy(&mut input, &mut out).map_err(fail)?;
+    out.sync_all().map_err(fail)
 }
 
 /// Operator actions on a store; see [`SecretStore::operator`].

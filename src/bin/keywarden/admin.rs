@@ -99,7 +99,8 @@ pub fn backup(config_path: &Path, output: &Path) -> CliResult<String> {
     ))
 }
 
-/// `keywarden restore PATH [--force]`.
+/// `keywarden restore PATH [--force]`: the library's restore, which checks
+/// the whole backup in a scratch copy before it replaces anything.
 pub fn restore(config: &Config, backup: &Path, force: bool) -> CliResult<String> {
     if !backup.is_file() {
         return Err(Failure::Usage(format!(
@@ -107,45 +108,11 @@ pub fn restore(config: &Config, backup: &Path, force: bool) -> CliResult<String>
             backup.display()
         )));
     }
-    let location = config.catalog_location();
-    // Check the backup on a scratch copy: the backup file itself stays untouched.
-    let scratch = match &location {
-        CatalogLocation::Sqlite(db) => scratch_path(db, "restore-check"),
-        CatalogLocation::Postgres(_) => scratch_path(backup, "restore-check"),
-    };
-    std::fs::copy(backup, &scratch).map_err(|e| io_failure("cannot copy the backup", e))?;
-    let outcome = verify_backup(config, backup, &scratch).and_then(|()| {
-        let db = match &location {
-            CatalogLocation::Sqlite(db) => db,
-            shared => {
-                crate::catalog::restore_shared(shared, &scratch, force)?;
-                return restored(config, backup);
-            }
-        };
-        let catalog = SqliteCatalog::open(db)?;
-        let existing = catalog.counts()?.secrets;
-        if existing > 0 && !force {
-            return Err(Failure::Store(Error::new(
-                ErrorKind::Conflict,
-                format!(
-                    "the catalog holds {existing} secrets; pass --force to replace it with the backup"
-                ),
-            )));
-        }
-        catalog.restore_from(&scratch, |done, total| {
-            progress(&format!("Restoring… {done}/{total} pages"));
-        })?;
-        progress_done();
-        drop(catalog);
-        restored(config, backup)
+    let counts = SecretStore::restore(config, backup, force, |done, total| {
+        progress(&format!("Restoring… {done}/{total} pages"));
     });
-    remove_sqlite_files(&scratch);
-    outcome
-}
-
-fn restored(config: &Config, backup: &Path) -> CliResult<String> {
-    let store = SecretStore::open(config)?;
-    let counts = store.operator().counts()?;
+    progress_done();
+    let counts = counts?;
     Ok(format!(
         "Restored {} secrets, {} orders, {} containers from {}\n",
         counts.secrets,
@@ -153,25 +120,6 @@ fn restored(config: &Config, backup: &Path) -> CliResult<String> {
         counts.containers,
         backup.display()
     ))
-}
-
-/// Checks the scratch copy as a whole store under this config
-/// ([`SecretStore::verify_backup`]): a keywarden catalog, every master KEK
-/// opens its project KEKs there, every project mapping names a configured
-/// backend, every secret authenticates.
-pub fn verify_backup(config: &Config, backup: &Path, scratch: &Path) -> CliResult<()> {
-    let refuse = |e: Error| {
-        Failure::Store(Error::new(
-            e.kind(),
-            format!(
-                "backup {} cannot be restored under this config; nothing was replaced: {}",
-                backup.display(),
-                e.context().replace(&scratch.display().to_string(), "it")
-            ),
-        ))
-    };
-    SecretStore::verify_backup(config, scratch).map_err(refuse)?;
-    Ok(())
 }
 
 /// `keywarden kek rotate`: config first (new active + old retired), then the
@@ -315,14 +263,6 @@ fn scratch_path(beside: &Path, what: &str) -> PathBuf {
         std::process::id()
     );
     beside.with_file_name(name)
-}
-
-fn remove_sqlite_files(path: &Path) {
-    for suffix in ["", "-wal", "-shm"] {
-        let mut p = path.as_os_str().to_owned();
-        p.push(suffix);
-        let _ = std::fs::remove_file(PathBuf::from(p));
-    }
 }
 
 pub(crate) fn io_failure(what: &str, e: std::io::Error) -> Failure {

@@ -168,25 +168,3 @@ pub fn backup_to_file(location: &CatalogLocation, output: &Path) -> keywarden::R
     copy_verified(&*source, &dest)?;
     Ok(())
 }
-
-/// `keywarden restore` into a shared catalog, from a checked scratch copy
-/// of the backup: one transaction, so other instances see the old catalog
-/// or the restored one.
-pub fn restore_shared(location: &CatalogLocation, scratch: &Path, force: bool) -> CliResult<()> {
-    let catalog = catalog::open(location)?;
-    let existing = catalog.counts()?.secrets;
-    if existing > 0 && !force {
-        return Err(Failure::Store(Error::new(
-            ErrorKind::Conflict,
-            format!(
-                "the catalog holds {existing} secrets; pass --force to replace it with the backup"
-            ),
-        )));
-    }
-    let source = SqliteCatalog::open_existing(scratch)?;
-    progress("Restoring…");
-    let out = copy_verified(&source, &*catalog);
-    progress_done();
-    out?;
-    Ok(())
-}
