@@ -397,8 +397,11 @@ fn restore_checks_the_whole_backup_before_replacing_anything(kind: &Kind) {
     let text = |t: &str| NewSecret::new().payload_text(t, Some("text/plain"), None);
     let kept = f.store.store_secret(&c, text("kept")).unwrap();
     let backup = f.dir.path().join("backup.db");
-    keywarden::catalog::copy_verified(&*f.catalog(), &SqliteCatalog::open(&backup).unwrap())
-        .unwrap();
+    assert_eq!(SecretStore::backup(&f.config, &backup).unwrap().secrets, 1);
+    assert!(
+        SecretStore::backup(&f.config, &backup).is_err(),
+        "never overwrites"
+    );
     let later = f.store.store_secret(&c, text("later")).unwrap();
     let bad = f.dir.path().join("bad.db");
     std::fs::copy(&backup, &bad).unwrap();

@@ -62,6 +62,60 @@ impl SecretStore {
 }
 
 impl SecretStore {
+    /// Writes a consistent copy of `config`'s catalog (SQLite or
+    /// PostgreSQL) into the new SQLite file `output`, mode 0600, while
+    /// writers carry on; `output` must not exist. Master KEKs are not in
+    /// it: they stay in the config. Returns what the backup holds.
+    pub fn backup(config: &Config, output: &Path) -> Result<Counts> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let location = config.catalog_location();
+        // Created private and empty (VACUUM INTO writes into an empty file).
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(output)
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Unavailable,
+                    format!("cannot create {}", output.display()),
+                )
+                .with_source(e)
+            })?;
+        let written = match &location {
+            CatalogLocation::Sqlite(db) => {
+                SqliteCatalog::open_existing(db).and_then(|catalog| catalog.backup_to(output))
+            }
+            // A shared catalog is backed up into the same portable SQLite file.
+            shared => crate::catalog::open_existing(shared).and_then(|source| {
+                let dest = SqliteCatalog::open(output)?;
+                crate::catalog::copy_verified(&*source, &dest).map(drop)
+            }),
+        }
+        .and_then(|()| {
+            // Private whatever wrote it: it holds every ciphertext and wrapped KEK.
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(output, std::fs::Permissions::from_mode(0o600)).map_err(
+                |e| {
+                    Error::new(
+                        ErrorKind::Unavailable,
+                        format!("cannot restrict {}", output.display()),
+                    )
+                    .with_source(e)
+                },
+            )?;
+            SqliteCatalog::open_existing(output)?.counts()
+        });
+        if written.is_err() {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut p = output.to_path_buf().into_os_string();
+                p.push(suffix);
+                let _ = std::fs::remove_file(std::path::PathBuf::from(p));
+            }
+        }
+        written
+    }
+
     /// Replaces `config`'s catalog (SQLite or PostgreSQL) with the SQLite
     /// backup at `backup`, after checking it as a whole store in a scratch
     /// copy ([`SecretStore::verify_backup`]): nothing is replaced unless the

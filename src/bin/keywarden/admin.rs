@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use keywarden::backend::MasterKek;
 use keywarden::catalog::CatalogLocation;
-use keywarden::catalog::{Catalog, SqliteCatalog};
 use keywarden::config::{BackendConfig, Config};
 use keywarden::model::BackendId;
 use keywarden::store::SecretStore;
@@ -68,25 +67,10 @@ pub fn backup(config_path: &Path, output: &Path) -> CliResult<String> {
         )));
     }
     let (config, _store) = open_store(config_path)?;
-    let location = config.catalog_location();
     progress("Backing up the catalog…");
-    // Created private and empty: VACUUM INTO writes into an empty file.
-    write_new_private_file(output, b"")?;
-    let written = match &location {
-        CatalogLocation::Sqlite(db) => {
-            SqliteCatalog::open_existing(db).and_then(|catalog| catalog.backup_to(output))
-        }
-        // A shared catalog is backed up into the same portable SQLite file.
-        shared => crate::catalog::backup_to_file(shared, output),
-    }
-    .map_err(Failure::from)
-    .and_then(|()| restrict(output));
+    let counts = SecretStore::backup(&config, output);
     progress_done();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(output);
-        return Err(e);
-    }
-    let counts = SqliteCatalog::open_existing(output)?.counts()?;
+    let counts = counts?;
     Ok(format!(
         "Backed up {} secrets, {} orders, {} containers to {}\n\
          The master KEK is NOT in the backup: back up the config file {} separately and keep it\n\
@@ -244,13 +228,6 @@ pub fn check(config_path: &Path) -> CliResult<String> {
     }
     out.push_str("OK\n");
     Ok(out)
-}
-
-/// Mode 0600: backups hold every ciphertext and wrapped KEK.
-fn restrict(path: &Path) -> CliResult<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| io_failure(&format!("cannot restrict {}", path.display()), e))
 }
 
 fn scratch_path(beside: &Path, what: &str) -> PathBuf {
