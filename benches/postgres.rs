@@ -120,7 +120,18 @@ fn throughput(server: &str) {
             let config = config(Some(server), dir.path());
             drop(SecretStore::open(&config).unwrap()); // schema made once
             let path = dir.path().join("bench.toml");
-            std::fs::write(&path, config.to_toml().as_bytes()).unwrap();
+            // Mode 0600: a config holding keys that others can read is refused.
+            {
+                use std::io::Write as _;
+                use std::os::unix::fs::OpenOptionsExt as _;
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&path)
+                    .and_then(|mut f| f.write_all(config.to_toml().as_bytes()))
+                    .unwrap();
+            }
             // Every child starts at the same instant, after opening its store.
             let start_at =
                 SystemTime::now().duration_since(UNIX_EPOCH).unwrap() + Duration::from_millis(1500);

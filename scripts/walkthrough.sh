@@ -24,17 +24,17 @@ say() { printf '%s\n\n' "$*"; }
 say "### Set up"
 run keywarden init
 say "### Test barbican functionality"
-run keywarden secret store --name testSecret --payload "'my-secret-payload'"
+run "printf %s 'my-secret-payload' | keywarden secret store --name testSecret --payload-file -"
 HREF=$(keywarden secret list --name testSecret -f value -c 'Secret href')
 run keywarden secret get "$HREF" --payload
 say "### List, add, update, delete (chapter 4)"
 run keywarden secret list
-run keywarden secret store --name mysecret1 --payload secretkey
+run "printf %s secretkey | keywarden secret store --name mysecret1 --payload-file -"
 run keywarden secret store --name later
 LATER=$(keywarden secret list --name later -f value -c 'Secret href')
-run keywarden secret update "$LATER" "'filled in later'"
+run "printf %s 'filled in later' | keywarden secret update $LATER --payload-file -"
 run keywarden secret get "$LATER" --payload
-run keywarden secret update "$LATER" "'a second time'"
+run "printf %s 'a second time' | keywarden secret update $LATER --payload-file -"
 M1=$(keywarden secret list --name mysecret1 -f value -c 'Secret href')
 run keywarden secret delete "$M1"
 run keywarden secret list -f value -c Name

@@ -47,6 +47,12 @@ pub struct Config {
     pub policy_file: Option<PathBuf>,
     /// Backends by stable id.
     pub backends: BTreeMap<BackendId, BackendConfig>,
+    /// Accept this file although group or others can read it and it holds
+    /// key material, for deployments that guard it otherwise (ACLs, a
+    /// secrets mount). Without it such a file is refused, as ssh refuses
+    /// a private key others can read.
+    #[serde(default)]
+    pub danger_allow_readable_config: bool,
     #[serde(skip)]
     base_dir: Option<PathBuf>,
 }
@@ -141,6 +147,7 @@ impl Config {
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             policy_file: None,
             backends,
+            danger_allow_readable_config: false,
             base_dir: None,
         })
     }
@@ -148,9 +155,19 @@ impl Config {
     /// Parses TOML; relative paths resolve against `base_dir`.
     pub fn from_toml(text: &str, base_dir: Option<&Path>) -> Result<Self> {
         let mut config: Config = toml::from_str(text).map_err(|e| {
+            // The message only, never toml's rendering of the offending
+            // line, and with serde's quotation of the value removed: that
+            // line or value may be a key, a PIN or a URL with a password.
+            let line = e
+                .span()
+                .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+            let message = without_values(e.message());
             Error::new(
                 ErrorKind::Config,
-                format!("invalid configuration: {}", e.message()),
+                match line {
+                    Some(line) => format!("invalid configuration at line {line}: {message}"),
+                    None => format!("invalid configuration: {message}"),
+                },
             )
         })?;
         config.base_dir = base_dir.map(Path::to_path_buf);
@@ -158,17 +175,63 @@ impl Config {
         Ok(config)
     }
 
-    /// Reads and parses a config file.
+    /// Reads and parses a config file. A file that holds key material
+    /// ([`Config::holds_key_material`]) and that group or others can read is
+    /// refused unless it sets `danger_allow_readable_config`.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        use std::io::Read as _;
         let path = path.as_ref();
-        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+        let cannot_read = |e| {
             Error::new(
                 ErrorKind::Config,
                 format!("cannot read config {}", path.display()),
             )
             .with_source(e)
-        })?);
-        Config::from_toml(&text, path.parent())
+        };
+        // The mode is the open file's, so it is the mode of what was read.
+        let mut file = std::fs::File::open(path).map_err(cannot_read)?;
+        let meta = file.metadata().map_err(cannot_read)?;
+        let mut text = Zeroizing::new(String::with_capacity(
+            usize::try_from(meta.len()).unwrap_or(0).min(1 << 20) + 1,
+        ));
+        file.read_to_string(&mut text).map_err(cannot_read)?;
+        let config = Config::from_toml(&text, path.parent())?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0
+                && config.holds_key_material()
+                && !config.danger_allow_readable_config
+            {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    format!(
+                        "config {} holds key material and has mode {mode:04o}, so group or others can read it; \
+                         run `chmod 600 {}` (or set danger_allow_readable_config = true where its \
+                         permissions are managed otherwise)",
+                        path.display(),
+                        path.display()
+                    ),
+                ));
+            }
+        }
+        Ok(config)
+    }
+
+    /// Whether the config holds anything that opens secrets: a master KEK
+    /// or retired ones, the fixed key, a PKCS#11 PIN, a KMIP password, or
+    /// a catalog password.
+    pub fn holds_key_material(&self) -> bool {
+        let catalog = matches!(&self.catalog, CatalogLocation::Postgres(url) if url.has_password());
+        catalog
+            || self.backends.values().any(|b| match b {
+                BackendConfig::SimpleCrypto { .. } | BackendConfig::DangerFixedKey { .. } => true,
+                #[cfg(feature = "pkcs11")]
+                BackendConfig::Pkcs11(_) => true,
+                #[cfg(feature = "kmip")]
+                BackendConfig::Kmip(config) => config.password.is_some(),
+            })
     }
 
     /// Renders the config as TOML. The text holds master KEKs: it is wiped
@@ -187,6 +250,9 @@ impl Config {
             toml_str(self.default_backend.as_str())
         );
         let _ = writeln!(out, "max_payload_bytes = {}", self.max_payload_bytes);
+        if self.danger_allow_readable_config {
+            out.push_str("danger_allow_readable_config = true\n");
+        }
         if let Some(p) = &self.policy_file {
             let _ = writeln!(out, "policy_file = {}", toml_str(&p.display().to_string()));
         }
@@ -269,6 +335,43 @@ impl Config {
     }
 }
 
+/// A serde error message with the values it quotes taken out:
+/// `invalid type: string "…", expected …` keeps only `string`, and
+/// `unknown variant `…`` keeps no variant. Field names and what was
+/// expected (our own words) stay.
+fn without_values(message: &str) -> String {
+    let mut out = message.to_owned();
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(at) = out.find(prefix) {
+            let start = at + prefix.len();
+            let end = out[start..]
+                .find(", expected")
+                .map_or(out.len(), |i| start + i);
+            let what = out[start..end]
+                .split([' ', '`', '"'])
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            out.replace_range(start..end, &format!("{what} (not repeated)"));
+        }
+    }
+    let prefix = "unknown variant `";
+    if let Some(at) = out.find(prefix) {
+        let start = at + prefix.len() - 1;
+        // The variant ends at the last backtick before ", expected" (it may
+        // itself hold backticks); without one, everything after goes.
+        let tail_at = out[start..].find(", expected").map(|i| start + i);
+        let end = match tail_at {
+            Some(t) => out[start + 1..t]
+                .rfind('`')
+                .map_or(t, |i| start + 1 + i + 1),
+            None => out.len(),
+        };
+        out.replace_range(start..end, "(not repeated)");
+    }
+    out
+}
+
 fn toml_str(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     push_toml_str(&mut out, s);
@@ -338,6 +441,10 @@ impl fmt::Debug for Config {
             .field("max_payload_bytes", &self.max_payload_bytes)
             .field("policy_file", &self.policy_file)
             .field("backends", &self.backends)
+            .field(
+                "danger_allow_readable_config",
+                &self.danger_allow_readable_config,
+            )
             .field("base_dir", &self.base_dir)
             .finish()
     }
@@ -405,6 +512,93 @@ mod tests {
         let e = Config::from_toml(&text, None).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Config);
         assert!(!e.to_string().contains("hunter2"), "{e}");
+    }
+
+    /// Whatever the value, an error about it never repeats it: a catalog
+    /// value, a backend kind or a key pasted in the wrong place may hold a
+    /// password or a key.
+    #[test]
+    fn config_errors_never_repeat_a_value() {
+        let c = Config::generate("x.db").unwrap();
+        let good = c.to_toml();
+        let key = c.master_kek(&c.default_backend).unwrap().to_base64();
+        let secret = "hunter2";
+        let cases = [
+            good.replace("sqlite:x.db", "host=db password=hunter2"),
+            good.replace("sqlite:x.db", "postgres//kw:hunter2@db/k"),
+            good.replace("kind = \"simple_crypto\"", "kind = \"hunter2\""),
+            good.replace(
+                "kind = \"simple_crypto\"",
+                "kind = \"postgresql://kw:hunter2@db/k\"",
+            ),
+            good.replace(&format!("\"{}\"", key.as_str()), "8675309"),
+            good.replace(
+                "retired_master_keks = []",
+                "retired_master_keks = [8675309]",
+            ),
+            good.replace("retired_master_keks = []", "retired_master_keks = 8675309"),
+            good.replace(
+                "max_payload_bytes = 20000",
+                "max_payload_bytes = \"hunter2\"",
+            ),
+            good.replace("endpoint = ", "endpoint = 8675309\nx = "),
+            format!("{}\nhunter2\n", good.as_str()),
+        ];
+        for text in &cases {
+            assert_ne!(text.as_str(), good.as_str());
+            let e = Config::from_toml(text, None).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Config);
+            let shown = format!("{e} {e:?}");
+            for leaked in [secret, "8675309", key.as_str()] {
+                assert!(!shown.contains(leaked), "{leaked} in {shown}");
+            }
+            assert!(shown.contains("line "), "says where: {shown}");
+        }
+        let shown = redact_url("postgresql://kw@db/k?sslpassword=hunter2&PassWord=x");
+        assert_eq!(shown, "postgresql://kw@db/k?sslpassword=***&PassWord=***");
+    }
+
+    /// ssh's rule for private keys: a config holding key material that
+    /// group or others can read is refused, naming the file and the fix.
+    #[cfg(unix)]
+    #[test]
+    fn a_config_with_keys_that_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keywarden.toml");
+        let chmod = |mode| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode));
+        let c = Config::generate("x.db").unwrap();
+        std::fs::write(&path, c.to_toml().as_bytes()).unwrap();
+        for mode in [0o644, 0o640, 0o604, 0o660] {
+            chmod(mode).unwrap();
+            let e = Config::from_file(&path).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Config);
+            let shown = e.to_string();
+            assert!(shown.contains(&path.display().to_string()), "{shown}");
+            assert!(shown.contains("chmod 600"), "{shown}");
+        }
+        for mode in [0o600, 0o400] {
+            chmod(mode).unwrap();
+            Config::from_file(&path).unwrap();
+        }
+        // A deployment that manages permissions otherwise says so.
+        chmod(0o600).unwrap();
+        let allowed = format!(
+            "danger_allow_readable_config = true\n{}",
+            c.to_toml().as_str()
+        );
+        std::fs::write(&path, allowed).unwrap();
+        chmod(0o640).unwrap();
+        let back = Config::from_file(&path).unwrap();
+        assert!(back.danger_allow_readable_config);
+        assert!(
+            back.to_toml()
+                .contains("danger_allow_readable_config = true")
+        );
+        // A catalog password is key material too, alone.
+        let mut pg = Config::generate("x.db").unwrap();
+        pg.catalog = "postgresql://kw:hunter2@db/k".parse().unwrap();
+        assert!(pg.holds_key_material());
     }
 
     #[test]

@@ -75,3 +75,23 @@ pub mod kmip {
         Record::parse(bytes).map(|r| r.to_bytes())
     }
 }
+
+#[cfg(feature = "pkcs11")]
+pub mod pkcs11 {
+    //! The PKCS#11 backend's catalog records (wrapped project KEKs, secret
+    //! ciphertexts), parsed as the backend parses them before any token call.
+
+    use crate::backend::pkcs11::record::{KekRecord, SecretRecord};
+    use crate::error::Result;
+
+    /// Parses a wrapped project KEK and writes it back; the wrapped key and
+    /// the HMAC as parsed.
+    pub fn kek_record(bytes: &[u8]) -> Result<(Vec<u8>, Vec<u8>, Vec<u8>)> {
+        KekRecord::parse(bytes).map(|r| (r.to_bytes(), r.wrapped_key.to_vec(), r.mac.to_vec()))
+    }
+
+    /// Parses a secret's ciphertext record and writes it back.
+    pub fn secret_record(bytes: &[u8]) -> Result<Vec<u8>> {
+        SecretRecord::parse(bytes).map(|r| r.to_bytes())
+    }
+}

@@ -103,7 +103,7 @@ fn two_processes_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let config = Config::generate(dir.path().join("k.db")).unwrap();
     let config_path = dir.path().join("keywarden.toml");
-    std::fs::write(&config_path, config.to_toml().as_bytes()).unwrap();
+    common::write_private(&config_path, config.to_toml().as_bytes());
     // Create the schema once so both children race only on data.
     drop(SecretStore::open(&config).unwrap());
 

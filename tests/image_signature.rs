@@ -842,6 +842,62 @@ fn cinder_verifies_before_writing_the_volume() {
         )),
         "{logs}"
     );
+
+    // Whoever can rename entries in the staging directory swaps the staged
+    // file once the image is in: the volume still gets the verified bytes.
+    let evil = vec![0x66u8; image.len()];
+    let swapper = SwapStagedAtEof {
+        data: &image,
+        pos: 0,
+        dir: staging.path(),
+        evil: &evil,
+    };
+    let mut volume = Vec::new();
+    let meta = copy_image_to_volume(
+        &fx.store,
+        &creator(),
+        &glance,
+        swapper,
+        staging.path(),
+        &mut volume,
+        VerifyGlanceSignatures::Enabled,
+    )
+    .unwrap();
+    assert_eq!(meta[SIGNATURE_VERIFIED], "True");
+    assert!(
+        volume == image,
+        "the volume holds the bytes that were verified"
+    );
+    assert_staging_empty(staging.path());
+}
+
+/// Image bytes that, once all read, replace the staging file by rename.
+struct SwapStagedAtEof<'a> {
+    data: &'a [u8],
+    pos: usize,
+    dir: &'a Path,
+    evil: &'a [u8],
+}
+
+impl std::io::Read for SwapStagedAtEof<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(self.data.len() - self.pos);
+        buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+        self.pos += n;
+        if n == 0 {
+            let staged: Vec<PathBuf> = std::fs::read_dir(self.dir)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|x| x == "staging"))
+                .collect();
+            for path in staged {
+                let swap = self.dir.join("swap");
+                std::fs::write(&swap, self.evil).unwrap();
+                std::fs::rename(&swap, &path).unwrap();
+            }
+        }
+        Ok(n)
+    }
 }
 
 fn big_image() -> Vec<u8> {

@@ -27,6 +27,7 @@ catalog_tests!(
     wrong_master_kek_is_refused_at_open_and_at_use,
     master_kek_rotation_rewraps_without_touching_secrets,
     projects_on_two_backends_and_a_moved_project,
+    restore_checks_the_whole_backup_before_replacing_anything,
 );
 
 fn secret(payload: &str) -> NewSecret {
@@ -385,4 +386,49 @@ fn a_secret_cannot_reference_a_kek_the_catalog_lacks(setup: &Setup) {
     }
     let e = raw(&f).exec("DELETE FROM project_keks").unwrap_err();
     assert!(e.to_lowercase().contains("foreign key"), "{e}");
+}
+
+/// `SecretStore::restore` checks the backup as a whole store in a scratch
+/// copy before it replaces anything, on either catalog: one secret that
+/// does not authenticate refuses it, and the live catalog stays as it was.
+fn restore_checks_the_whole_backup_before_replacing_anything(kind: &Kind) {
+    let f = Fixture::with(kind);
+    let c = admin("p");
+    let text = |t: &str| NewSecret::new().payload_text(t, Some("text/plain"), None);
+    let kept = f.store.store_secret(&c, text("kept")).unwrap();
+    let backup = f.dir.path().join("backup.db");
+    assert_eq!(SecretStore::backup(&f.config, &backup).unwrap().secrets, 1);
+    assert!(
+        SecretStore::backup(&f.config, &backup).is_err(),
+        "never overwrites"
+    );
+    let later = f.store.store_secret(&c, text("later")).unwrap();
+    let bad = f.dir.path().join("bad.db");
+    std::fs::copy(&backup, &bad).unwrap();
+    Raw::open(&CatalogLocation::Sqlite(bad.clone()))
+        .exec("UPDATE secrets SET stored = zeroblob(length(stored))")
+        .unwrap();
+
+    let e = SecretStore::restore(&f.config, &bad, true, |_, _| {}).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Integrity, "{e}");
+    assert!(e.to_string().contains("nothing was replaced"), "{e}");
+    let e = SecretStore::restore(&f.config, &backup, false, |_, _| {}).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    let live = f.reopen();
+    assert_eq!(
+        live.payload(&c, &later).unwrap().bytes.expose_secret(),
+        b"later"
+    );
+
+    let counts = SecretStore::restore(&f.config, &backup, true, |_, _| {}).unwrap();
+    assert_eq!(counts.secrets, 1);
+    let restored = f.reopen();
+    assert_eq!(
+        restored.payload(&c, &kept).unwrap().bytes.expose_secret(),
+        b"kept"
+    );
+    assert_eq!(
+        restored.payload(&c, &later).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
 }

@@ -563,3 +563,68 @@ fn fixed_key_as_the_backend_behaves_like_conf_key_manager() {
     .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unsupported);
 }
+
+#[test]
+fn no_project_can_be_mapped_onto_the_fixed_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = legacy_store(dir.path(), "software");
+    let admin = ctx("admin", "tenant", &["admin"]);
+    let e = store
+        .set_project_backend(&admin, &BackendId::new("legacy").unwrap())
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    assert!(e.to_string().contains("fixed key"), "{e}");
+    let (backend, mapped) = store.project_backend(&admin).unwrap();
+    assert_eq!((backend.as_str(), mapped), ("software", false));
+    // Key orders of that project still get keys of their own.
+    let order = store.create_key(&admin, &KeyOrder::aes(256)).unwrap();
+    assert_ne!(order.secret_id, Some(FIXED_KEY_ID));
+}
+
+#[test]
+fn a_mapping_onto_the_fixed_key_left_from_before_opens_with_a_warning() {
+    use keywarden::catalog::Write;
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let catalog = SqliteCatalog::open(dir.path().join("k.db")).unwrap();
+        catalog
+            .apply(vec![Write::SetProjectBackend {
+                project: keywarden::model::ProjectId::new("old-tenant").unwrap(),
+                backend: Some(BackendId::new("legacy").unwrap()),
+            }])
+            .unwrap();
+    }
+    let (logs, store) = capture_logs(|| legacy_store(dir.path(), "software"));
+    assert!(
+        logs.contains("WARN") && logs.contains("old-tenant") && logs.contains("fixed key"),
+        "{logs}"
+    );
+    // The mapping is not followed: the project's new keys are its own.
+    let c = ctx("admin", "old-tenant", &["admin"]);
+    let order = store.create_key(&c, &KeyOrder::aes(256)).unwrap();
+    assert_ne!(order.secret_id, Some(FIXED_KEY_ID));
+}
+
+/// Runs `f` with a subscriber that records formatted log lines.
+fn capture_logs<T>(f: impl FnOnce() -> T) -> (String, T) {
+    use std::sync::Mutex;
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().write(b)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let out = tracing::subscriber::with_default(subscriber, f);
+    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    (text, out)
+}

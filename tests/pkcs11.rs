@@ -67,7 +67,7 @@ impl Deployment {
         config.default_backend = BackendId::new(default).unwrap();
         // The catalog exists (an operator would have run `keywarden init`).
         SqliteCatalog::open(kw.db()).unwrap();
-        std::fs::write(&kw.config, config.to_toml().as_bytes()).unwrap();
+        common::write_private(&kw.config, config.to_toml().as_bytes());
         Deployment { kw, config }
     }
 

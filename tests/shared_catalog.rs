@@ -356,7 +356,7 @@ fn verify_run(config: &Config, acked: &Acked, killed: Option<usize>) {
 
 fn write_config(dir: &Path, config: &Config) -> PathBuf {
     let path = dir.join("keywarden.toml");
-    std::fs::write(&path, config.to_toml().as_bytes()).unwrap();
+    common::write_private(&path, config.to_toml().as_bytes());
     path
 }
 

@@ -64,7 +64,7 @@ fn setup() -> Setup {
         )
         .unwrap();
     let config_path = fx.dir.path().join("keywarden.toml");
-    std::fs::write(&config_path, fx.config.to_toml().as_bytes()).unwrap();
+    common::write_private(&config_path, fx.config.to_toml().as_bytes());
     Setup {
         fx,
         config_path,

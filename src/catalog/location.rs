@@ -37,8 +37,8 @@ impl CatalogLocation {
             _ => Err(Error::new(
                 ErrorKind::Config,
                 format!(
-                    "catalog {:?} is not understood; expected \"sqlite:PATH\" or a \"postgresql://\" URL",
-                    redact_url(text)
+                    "catalog {} is not understood; expected \"sqlite:PATH\" or a \"postgresql://\" URL",
+                    described(text)
                 ),
             )),
         }
@@ -100,8 +100,8 @@ impl PostgresUrl {
             return Err(Error::new(
                 ErrorKind::Config,
                 format!(
-                    "{:?} is not a postgres:// or postgresql:// URL",
-                    redact_url(text)
+                    "catalog {} is not a postgres:// or postgresql:// URL",
+                    described(text)
                 ),
             ));
         }
@@ -119,6 +119,12 @@ impl PostgresUrl {
     /// The URL with the password masked (safe to log).
     pub fn redacted(&self) -> &str {
         &self.shown
+    }
+
+    /// Whether the URL holds a password (in its authority or its query).
+    pub fn has_password(&self) -> bool {
+        // Redaction masks exactly the passwords, so it changed something.
+        *self.url != self.shown
     }
 }
 
@@ -170,14 +176,14 @@ pub fn redact_url(text: &str) -> String {
         Some((path, query)) => {
             out.push_str(path);
             out.push('?');
-            let params: Vec<&str> = query
+            let params: Vec<String> = query
                 .split('&')
-                .map(|kv| {
-                    if kv.to_ascii_lowercase().starts_with("password=") {
-                        "password=***"
-                    } else {
-                        kv
+                .map(|kv| match kv.split_once('=') {
+                    // password, sslpassword, and whatever else names one.
+                    Some((key, _)) if key.to_ascii_lowercase().contains("password") => {
+                        format!("{key}=***")
                     }
+                    _ => kv.to_owned(),
                 })
                 .collect();
             out.push_str(&params.join("&"));
@@ -185,6 +191,26 @@ pub fn redact_url(text: &str) -> String {
         None => out.push_str(tail),
     }
     out
+}
+
+/// A catalog value that did not parse, for an error: it may be a URL
+/// mistyped around its password, or a libpq `key=value` string, so only
+/// a scheme-like prefix is shown, never the rest.
+fn described(text: &str) -> String {
+    match text.split_once(':') {
+        Some((scheme, _))
+            if (1..=16).contains(&scheme.len())
+                && scheme
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+.-".contains(&b)) =>
+        {
+            format!(
+                "(a value starting {:?}, the rest not repeated)",
+                format!("{scheme}:")
+            )
+        }
+        _ => "(value not repeated)".to_owned(),
+    }
 }
 
 impl fmt::Display for CatalogLocation {

@@ -12,12 +12,15 @@
 //! * `Image signature metadata for image <id> is incomplete.` (ERROR)
 //! * `Failed to get verifier for image: <id>` (ERROR)
 //!
-//! One improvement on cinder: the image is hashed while it is staged, so it
-//! is read once, not twice.
+//! Two improvements on cinder: the image is hashed while it is staged, so it
+//! is read once, not twice; and the staged bytes are verified and copied
+//! through the one descriptor that wrote them, never reopened by path, so
+//! whoever can rename entries in the staging directory cannot substitute
+//! other bytes between the check and the copy.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
@@ -65,11 +68,10 @@ pub fn copy_image_to_volume(
         VerifyGlanceSignatures::Disabled => None,
         VerifyGlanceSignatures::Enabled => verifier_for(store, ctx, image)?,
     };
-    let staged = Staged::create(staging_dir, &image.id)?;
+    let (_staged, mut file) = Staged::create(staging_dir, &image.id)?;
     {
-        let file = staged.open_write()?;
         let mut sink = Tee {
-            file: BufWriter::with_capacity(1 << 20, file),
+            file: BufWriter::with_capacity(1 << 20, &file),
             verifier: verifier.as_mut(),
         };
         copy_into(image_data, &mut sink)?;
@@ -112,7 +114,10 @@ pub fn copy_image_to_volume(
         },
     };
     let mut volume = volume;
-    copy_into(staged.open_read()?, &mut volume)?;
+    file.seek(SeekFrom::Start(0)).map_err(|e| {
+        Error::new(ErrorKind::Storage, "cannot rewind the staging file").with_source(e)
+    })?;
+    copy_into(&file, &mut volume)?;
     let mut metadata = image.properties.clone();
     metadata.insert("image_id".to_owned(), image.id.clone());
     metadata.insert(
@@ -150,7 +155,7 @@ fn verifier_for(
 
 /// Writes to the staging file and the verifier at once.
 struct Tee<'a> {
-    file: BufWriter<File>,
+    file: BufWriter<&'a File>,
     verifier: Option<&'a mut ImageVerifier>,
 }
 
@@ -174,7 +179,8 @@ struct Staged {
 }
 
 impl Staged {
-    fn create(dir: &Path, image_id: &str) -> Result<Self> {
+    /// The staging file and the one descriptor every later step uses.
+    fn create(dir: &Path, image_id: &str) -> Result<(Self, File)> {
         let mut suffix = [0u8; 8];
         crate::crypto::fill_random(&mut suffix)?;
         let safe_id: String = image_id
@@ -196,7 +202,8 @@ impl Staged {
                 .collect::<String>()
         );
         let path = dir.join(name);
-        OpenOptions::new()
+        let file = OpenOptions::new()
+            .read(true)
             .write(true)
             .create_new(true)
             .mode(0o600)
@@ -208,20 +215,7 @@ impl Staged {
                 )
                 .with_source(e)
             })?;
-        Ok(Staged { path })
-    }
-
-    fn open_write(&self) -> Result<File> {
-        OpenOptions::new()
-            .write(true)
-            .truncate(true)
-            .open(&self.path)
-            .map_err(|e| Error::new(ErrorKind::Storage, "cannot open staging file").with_source(e))
-    }
-
-    fn open_read(&self) -> Result<File> {
-        File::open(&self.path)
-            .map_err(|e| Error::new(ErrorKind::Storage, "cannot open staging file").with_source(e))
+        Ok((Staged { path }, file))
     }
 }
 

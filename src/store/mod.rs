@@ -139,13 +139,26 @@ impl StoreBuilder {
             backend.verify()?;
         }
         for (project, backend) in self.catalog.project_backends()? {
-            if !self.backends.contains_key(&backend) {
-                return Err(Error::new(
-                    ErrorKind::Config,
-                    format!(
-                        "project {project} is mapped to backend {backend}, which is not configured"
-                    ),
-                ));
+            match self.backends.get(&backend) {
+                None => {
+                    return Err(Error::new(
+                        ErrorKind::Config,
+                        format!(
+                            "project {project} is mapped to backend {backend}, which is not configured"
+                        ),
+                    ));
+                }
+                // A mapping made before such mappings were refused: the
+                // store still opens, but the project's new secrets go to
+                // the default backend, not to a key every project reads.
+                Some(b) if b.serves_fixed_id() => tracing::warn!(
+                    project = %project,
+                    backend = %backend,
+                    "project {project} is mapped to backend {backend}, which serves the shared \
+                     fixed key; the mapping is ignored (new secrets go to the default backend) \
+                     until `keywarden project-store clear` or `set` replaces it"
+                ),
+                Some(_) => {}
             }
         }
         let mut fixed = self.backends.values().filter(|b| b.serves_fixed_id());
@@ -284,10 +297,19 @@ impl SecretStore {
     }
 
     fn backend_for_project(&self, project: &ProjectId) -> Result<&Arc<dyn KeyManager>> {
-        match self.catalog.project_backend(project)? {
+        match self.project_mapping(project)? {
             Some(id) => self.backend(&id),
             None => self.backend(&self.default_backend),
         }
+    }
+
+    /// The project's mapping, unless it names a backend serving the fixed
+    /// key (a mapping left from before those were refused; `build` warns).
+    fn project_mapping(&self, project: &ProjectId) -> Result<Option<BackendId>> {
+        Ok(self
+            .catalog
+            .project_backend(project)?
+            .filter(|id| !self.backends.get(id).is_some_and(|b| b.serves_fixed_id())))
     }
 }
 

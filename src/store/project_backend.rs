@@ -12,14 +12,26 @@ use super::audit::audited;
 impl SecretStore {
     /// Maps the caller's project to `backend` for its new secrets
     /// (`secretstore_preferred:post`, Barbican's "preferred secret store").
-    /// Existing secrets stay with the backend that stored them.
+    /// Existing secrets stay with the backend that stored them. A backend
+    /// serving the legacy fixed key is refused (`InvalidInput`).
     pub fn set_project_backend(&self, ctx: &Context, backend: &BackendId) -> Result<()> {
         audited(ctx, "secretstore_preferred:post", &ctx.project_id, || {
             self.authorize("secretstore_preferred:post", ctx, &self.project_target(ctx))?;
-            if !self.backends.contains_key(backend) {
+            let Some(km) = self.backends.get(backend) else {
                 return Err(Error::invalid(
                     "backend",
                     format!("backend {backend} is not configured"),
+                ));
+            };
+            // Its one key is readable by every project: a project mapped
+            // there would get keys that are not its own.
+            if km.serves_fixed_id() {
+                return Err(Error::invalid(
+                    "backend",
+                    format!(
+                        "backend {backend} serves the shared legacy fixed key; \
+                         no project can be mapped to it"
+                    ),
                 ));
             }
             self.catalog.apply(vec![Write::SetProjectBackend {
@@ -34,7 +46,7 @@ impl SecretStore {
     pub fn project_backend(&self, ctx: &Context) -> Result<(BackendId, bool)> {
         audited(ctx, "secretstores:get", &ctx.project_id, || {
             self.authorize("secretstores:get", ctx, &self.project_target(ctx))?;
-            Ok(match self.catalog.project_backend(&ctx.project_id)? {
+            Ok(match self.project_mapping(&ctx.project_id)? {
                 Some(b) => (b, true),
                 None => (self.default_backend.clone(), false),
             })

@@ -35,6 +35,16 @@ fn project_store_set_show_clear() {
     let cleared = kw.ok(&["project-store", "clear", "p1", "-f", "value"]);
     assert_eq!(cleared, "p1\nsoftware\nglobal default\n");
     assert_eq!(show("p1"), ["p1", "software", "global default"]);
+
+    // The legacy fixed key serves every project: no project is mapped there.
+    let mut config = fs::read_to_string(&kw.config).unwrap();
+    config.push_str(
+        "\n[backends.legacy]\nkind = \"danger_fixed_key\"\nfixed_key = \"6b6579776172642d6669786564206b65792d3235362d6269742d6c6f6e672121\"\n",
+    );
+    fs::write(&kw.config, config).unwrap();
+    let line = kw.refused_unchanged(&["project-store", "set", "p1", "legacy"], "fixed key");
+    assert!(line.contains("legacy"), "{line}");
+    assert_eq!(show("p1"), ["p1", "software", "global default"]);
 }
 
 #[test]
@@ -89,7 +99,7 @@ fn kek_rotate_then_prune_keeps_every_secret_readable() {
 
     // The pre-rotation config no longer opens the store.
     let old = kw.path("old.toml");
-    fs::write(&old, &before_rotation).unwrap();
+    crate::common::write_private(&old, before_rotation.as_bytes());
     let out = kw.run_with_config(&old, &["check"]);
     out.assert_refused("does not open");
 }
@@ -129,7 +139,7 @@ fn check_fails_under_a_wrong_master_kek_or_a_tampered_project_kek() {
         ),
     );
     let wrong_config = kw.path("wrong.toml");
-    fs::write(&wrong_config, wrong).unwrap();
+    crate::common::write_private(&wrong_config, wrong.as_bytes());
     let before = kw.state();
     kw.run_with_config(&wrong_config, &["check"])
         .assert_refused("does not open");
@@ -345,4 +355,24 @@ fn master_kek_line(config: &str) -> String {
         .find(|l| l.starts_with("master_kek = "))
         .expect("a master_kek line")
         .to_owned()
+}
+
+/// ssh's rule for private keys, for the config that holds the master KEK.
+#[test]
+fn a_config_others_can_read_is_refused_until_chmod_600() {
+    use std::os::unix::fs::PermissionsExt;
+    let kw = Keywarden::new();
+    assert_eq!(mode(&kw.config), 0o600, "init writes it private");
+    let href = kw.store("s", "kept");
+    fs::set_permissions(&kw.config, fs::Permissions::from_mode(0o644)).unwrap();
+    for args in [
+        &["secret", "list"][..],
+        &["check"],
+        &["backup", "--output", "b.db"],
+    ] {
+        let line = kw.refused_unchanged(args, "chmod 600");
+        assert!(line.contains(&kw.config.display().to_string()), "{line}");
+    }
+    fs::set_permissions(&kw.config, fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(kw.payload(&href), "kept");
 }

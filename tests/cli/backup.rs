@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-use crate::common::cli::Keywarden;
+use crate::common::cli::{Keywarden, uuid_of};
 use crate::set;
 use keywarden::config::Config;
 use keywarden::context::Context;
@@ -92,6 +92,25 @@ fn section_4_6_backup_and_restore() {
         BTreeSet::from(["keywarden-backup.db".to_owned(), "keywarden.db".to_owned()]),
         "restore leaves no scratch copies"
     );
+}
+
+/// The whole backup is checked as a store before anything is replaced:
+/// one secret that does not authenticate refuses it.
+#[test]
+fn restore_refuses_a_backup_with_a_secret_that_does_not_authenticate() {
+    let kw = Keywarden::new();
+    kw.store("kept", "1");
+    let tampered = kw.store("tampered", "2");
+    let backup = kw.path("b.db");
+    kw.ok(&["backup", "--output", backup.to_str().unwrap()]);
+    crate::common::cli::flip_byte(&backup, "secrets", "stored", Some(uuid_of(&tampered)));
+    let line = kw.refused_unchanged(
+        &["restore", "--force", backup.to_str().unwrap()],
+        "do not authenticate",
+    );
+    assert!(line.contains("nothing was replaced"), "{line}");
+    assert!(line.contains(uuid_of(&tampered)), "{line}");
+    assert_eq!(kw.payload(&tampered), "2");
 }
 
 #[test]

@@ -174,7 +174,7 @@ fn populate(store: &SecretStore) -> Vec<(SecretId, String, String)> {
 }
 
 fn write_config(kw: &Keywarden, name: &str, config: &Config) {
-    std::fs::write(kw.path(name), config.to_toml().as_bytes()).unwrap();
+    crate::common::write_private(&kw.path(name), config.to_toml().as_bytes());
 }
 
 #[test]

@@ -459,3 +459,98 @@ fn assert_in_order(text: &str, names: &[&str]) {
         from += at + 1;
     }
 }
+
+/// Payloads and passphrases need not be on argv, where every local user
+/// reads them in /proc: `--payload-file PATH|-`, `--passphrase-file`.
+#[test]
+fn secrets_come_from_a_file_or_stdin_instead_of_argv() {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let kw = Keywarden::new();
+    let file = kw.path("payload.txt");
+    fs::write(&file, "from a file\n").unwrap();
+    let href = trim_line(kw.ok(&[
+        "secret",
+        "store",
+        "--name",
+        "f",
+        "--payload-file",
+        file.to_str().unwrap(),
+        "-f",
+        "value",
+        "-c",
+        "Secret href",
+    ]));
+    // What --payload would have held; Barbican strips a text payload.
+    assert_eq!(kw.payload_file(&href), b"from a file");
+
+    let mut child = kw
+        .command()
+        .args(["secret", "store", "--name", "s", "--payload-file", "-"])
+        .args(["-f", "value", "-c", "Secret href"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"from stdin")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let href = trim_line(String::from_utf8(out.stdout).unwrap());
+    assert_eq!(kw.payload(&href), "from stdin");
+
+    let later = kw.field(&["secret", "store", "--name", "later"], "Secret href");
+    kw.refused_unchanged(&["secret", "update", &later], "<PAYLOAD>");
+    kw.refused_unchanged(
+        &[
+            "secret",
+            "update",
+            &later,
+            "x",
+            "--payload-file",
+            file.to_str().unwrap(),
+        ],
+        "cannot be used with",
+    );
+    kw.ok(&[
+        "secret",
+        "update",
+        &later,
+        "--payload-file",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        kw.payload_file(&later),
+        b"from a file\n",
+        "a PUT body is kept as sent"
+    );
+    kw.refused_unchanged(
+        &["secret", "store", "--payload", "x", "--payload-file", "-"],
+        "cannot be used with",
+    );
+
+    let pass = kw.path("pass");
+    fs::write(&pass, "correct horse").unwrap();
+    let status = trim_line(kw.ok(&[
+        "secret",
+        "order",
+        "create",
+        "asymmetric",
+        "--algorithm",
+        "rsa",
+        "--bit-length",
+        "2048",
+        "--passphrase-file",
+        pass.to_str().unwrap(),
+        "-f",
+        "value",
+        "-c",
+        "Status",
+    ]));
+    assert_eq!(status, "ACTIVE");
+}

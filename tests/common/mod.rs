@@ -23,6 +23,23 @@ use keywarden::store::SecretStore;
 #[cfg(feature = "cli")]
 pub mod cli;
 
+/// Writes a file only its owner can read (mode 0600, also when it exists),
+/// as a config holding keys must be: `Config::from_file` refuses others.
+pub fn write_private(path: &Path, bytes: &[u8]) {
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap();
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .unwrap();
+    f.write_all(bytes).unwrap();
+}
+
 /// The PostgreSQL server the tests use (scripts/test.sh starts one).
 pub const POSTGRES_URL_ENV: &str = "KEYWARDEN_TEST_POSTGRES_URL";
 

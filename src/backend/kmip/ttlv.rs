@@ -30,8 +30,11 @@ const MAX_DEPTH: usize = 16;
 /// The fixed part of an item: tag (3), type (1), length (4).
 pub const HEADER_LEN: usize = 8;
 
-fn padded(len: usize) -> usize {
-    len.div_ceil(8) * 8
+/// `len` rounded up to whole 8-byte units, or `None` past `usize::MAX`:
+/// a length read from a peer is up to `u32::MAX`, which a 32-bit `usize`
+/// holds but cannot round up.
+fn padded(len: usize) -> Option<usize> {
+    len.checked_next_multiple_of(8)
 }
 
 /// Writes TTLV into a wiped buffer that never reallocates (past `capacity`
@@ -57,7 +60,9 @@ impl Writer {
     }
 
     fn pad(&mut self, len: usize) {
-        let new_len = self.buf.len() + padded(len) - len;
+        // `len` bytes were just written, so `len` is far from `usize::MAX`.
+        let padding = (8 - len % 8) % 8;
+        let new_len = self.buf.len() + padding;
         self.buf.resize(new_len, 0);
     }
 
@@ -216,7 +221,12 @@ fn decode_item(bytes: &[u8], depth: usize) -> Result<(Item, usize), DecodeError>
         .and_then(|h| h.try_into().ok())
         .ok_or(DecodeError::Truncated)?;
     let (tag, kind, len) = parse_header(header);
-    let body_len = if kind == STRUCTURE { len } else { padded(len) };
+    // A length that cannot even be rounded up is longer than any input.
+    let body_len = if kind == STRUCTURE {
+        len
+    } else {
+        padded(len).ok_or(DecodeError::Truncated)?
+    };
     let body = bytes
         .get(HEADER_LEN..HEADER_LEN.saturating_add(body_len))
         .ok_or(DecodeError::Truncated)?;
@@ -317,6 +327,22 @@ impl Item {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// On a 32-bit target a peer's length of `u32::MAX` is `usize::MAX`:
+    /// rounding it up must not overflow (a panic, or a wrap to 0 that
+    /// would read the next item's bytes as this one's padding).
+    #[test]
+    fn padding_never_overflows() {
+        assert_eq!(padded(0), Some(0));
+        assert_eq!(padded(1), Some(8));
+        assert_eq!(padded(8), Some(8));
+        assert_eq!(padded(usize::MAX - 7), Some(usize::MAX - 7));
+        assert_eq!(padded(usize::MAX - 6), None);
+        assert_eq!(padded(usize::MAX), None);
+        let mut huge = vec![0x42, 0x00, 0x01, 0x07, 0xff, 0xff, 0xff, 0xff];
+        huge.extend_from_slice(&[0; 16]);
+        assert!(matches!(decode(&huge), Err(DecodeError::Truncated)));
+    }
 
     #[test]
     fn written_structures_decode_back() {

@@ -36,6 +36,7 @@ use crate::model::{BackendId, KeySpec, ProjectId};
 use crate::secret::SecretBytes;
 
 mod config;
+pub(crate) mod record;
 mod session;
 mod token;
 
@@ -45,6 +46,7 @@ pub use config::{
 };
 pub use session::{PoolStats, shared_context};
 
+use record::{KekRecord, SecretRecord};
 use session::{Token, p11_error};
 use token::{
     Use, binding, find_key, fingerprint, integrity_unless_lost, lock, probe_mechanisms,
@@ -330,15 +332,12 @@ impl Pkcs11 {
         let wrapped = s
             .wrap_key(&wrap_mechanism(mechanism), masters.active.handle, handle)
             .map_err(p11_error)?;
-        let len = u16::try_from(wrapped.len()).map_err(|_| {
+        let mut body = KekRecord::authenticated_part(mechanism, &wrapped).ok_or_else(|| {
             Error::new(
                 ErrorKind::Unavailable,
                 "the token returned an oversized wrapped key",
             )
         })?;
-        let mut body = vec![VERSION_1, mechanism.code()];
-        body.extend_from_slice(&len.to_be_bytes());
-        body.extend_from_slice(&wrapped);
         let input = self.kek_mac_input(project, kek_id, &masters.active.fingerprint, &body);
         let mac = s
             .sign(&Mechanism::Sha256Hmac, masters.hmac, &input)
@@ -369,24 +368,20 @@ impl Pkcs11 {
                 ),
             )
         })?;
-        let w = &wrapped.wrapped;
-        if w.len() < 4 + HMAC_LEN || w[0] != VERSION_1 {
-            return Err(Error::integrity());
-        }
-        let mechanism = WrapMechanism::from_code(w[1]).ok_or_else(Error::integrity)?;
-        let len = usize::from(u16::from_be_bytes([w[2], w[3]]));
-        if w.len() != 4 + len + HMAC_LEN {
-            return Err(Error::integrity());
-        }
-        let (body, mac) = w.split_at(4 + len);
-        let input = self.kek_mac_input(project, &wrapped.kek_id, &wrapped.master_fingerprint, body);
-        s.verify(&Mechanism::Sha256Hmac, masters.hmac, &input, mac)
+        let record = KekRecord::parse(&wrapped.wrapped)?;
+        let input = self.kek_mac_input(
+            project,
+            &wrapped.kek_id,
+            &wrapped.master_fingerprint,
+            record.authenticated,
+        );
+        s.verify(&Mechanism::Sha256Hmac, masters.hmac, &input, record.mac)
             .map_err(integrity_unless_lost)?;
         let handle = s
             .unwrap_key(
-                &wrap_mechanism(mechanism),
+                &wrap_mechanism(record.mechanism),
                 master.handle,
-                &body[4..],
+                record.wrapped_key,
                 &project_kek_template(None),
             )
             .map_err(integrity_unless_lost)?;
@@ -564,46 +559,31 @@ impl Pkcs11 {
 
     fn retrieve_once(&self, scope: Scope<'_>, stored: &StoredSecret) -> Result<SecretBytes> {
         let kek_id = stored.kek_id.as_deref().ok_or_else(Error::integrity)?;
-        let b = &stored.bytes;
-        if b.len() < 2 || b[0] != VERSION_1 {
-            return Err(Error::integrity());
-        }
-        let mechanism = EncryptionMechanism::from_code(b[1]).ok_or_else(Error::integrity)?;
+        let record = SecretRecord::parse(&stored.bytes)?;
         let key = self.key_for_read(scope.project_id, kek_id)?;
-        let aad = self.secret_binding(&scope, &key.kek_id, &b[..2]);
-        let plain = match mechanism {
-            EncryptionMechanism::AesGcm => {
-                if b.len() < 2 + GCM_IV_LEN + 16 {
-                    return Err(Error::integrity());
-                }
-                let mut iv = [0u8; GCM_IV_LEN];
-                iv.copy_from_slice(&b[2..2 + GCM_IV_LEN]);
-                self.token.with_session(|s, _| {
-                    let params =
-                        GcmParams::new(&mut iv, &aad, GCM_TAG_BITS.into()).map_err(p11_error)?;
-                    s.decrypt(&Mechanism::AesGcm(params), key.handle, &b[2 + GCM_IV_LEN..])
-                        .map_err(integrity_unless_lost)
-                })?
-            }
-            EncryptionMechanism::AesCbcPadHmac => {
-                if b.len() < 2 + CBC_IV_LEN + 16 + HMAC_LEN {
-                    return Err(Error::integrity());
-                }
+        let aad = self.secret_binding(&scope, &key.kek_id, record.header());
+        let plain = match record {
+            SecretRecord::Gcm { mut iv, sealed, .. } => self.token.with_session(|s, _| {
+                let params =
+                    GcmParams::new(&mut iv, &aad, GCM_TAG_BITS.into()).map_err(p11_error)?;
+                s.decrypt(&Mechanism::AesGcm(params), key.handle, sealed)
+                    .map_err(integrity_unless_lost)
+            })?,
+            SecretRecord::CbcHmac {
+                iv,
+                authenticated,
+                ciphertext,
+                mac,
+                ..
+            } => {
                 let masters = self.master_keys()?;
-                let (body, mac) = b.split_at(b.len() - HMAC_LEN);
-                let mut iv = [0u8; CBC_IV_LEN];
-                iv.copy_from_slice(&body[2..2 + CBC_IV_LEN]);
                 let mut input = aad;
-                input.extend_from_slice(body);
+                input.extend_from_slice(authenticated);
                 self.token.with_session(|s, _| {
                     s.verify(&Mechanism::Sha256Hmac, masters.hmac, &input, mac)
                         .map_err(integrity_unless_lost)?;
-                    s.decrypt(
-                        &Mechanism::AesCbcPad(iv),
-                        key.handle,
-                        &body[2 + CBC_IV_LEN..],
-                    )
-                    .map_err(integrity_unless_lost)
+                    s.decrypt(&Mechanism::AesCbcPad(iv), key.handle, ciphertext)
+                        .map_err(integrity_unless_lost)
                 })?
             }
         };

@@ -4,11 +4,9 @@ use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use keywarden::backend::MasterKek;
 use keywarden::catalog::CatalogLocation;
-use keywarden::catalog::{Catalog, SqliteCatalog};
 use keywarden::config::{BackendConfig, Config};
 use keywarden::model::BackendId;
 use keywarden::store::SecretStore;
@@ -69,25 +67,10 @@ pub fn backup(config_path: &Path, output: &Path) -> CliResult<String> {
         )));
     }
     let (config, _store) = open_store(config_path)?;
-    let location = config.catalog_location();
     progress("Backing up the catalog…");
-    // Created private and empty: VACUUM INTO writes into an empty file.
-    write_new_private_file(output, b"")?;
-    let written = match &location {
-        CatalogLocation::Sqlite(db) => {
-            SqliteCatalog::open_existing(db).and_then(|catalog| catalog.backup_to(output))
-        }
-        // A shared catalog is backed up into the same portable SQLite file.
-        shared => crate::catalog::backup_to_file(shared, output),
-    }
-    .map_err(Failure::from)
-    .and_then(|()| restrict(output));
+    let counts = SecretStore::backup(&config, output);
     progress_done();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(output);
-        return Err(e);
-    }
-    let counts = SqliteCatalog::open_existing(output)?.counts()?;
+    let counts = counts?;
     Ok(format!(
         "Backed up {} secrets, {} orders, {} containers to {}\n\
          The master KEK is NOT in the backup: back up the config file {} separately and keep it\n\
@@ -100,7 +83,8 @@ pub fn backup(config_path: &Path, output: &Path) -> CliResult<String> {
     ))
 }
 
-/// `keywarden restore PATH [--force]`.
+/// `keywarden restore PATH [--force]`: the library's restore, which checks
+/// the whole backup in a scratch copy before it replaces anything.
 pub fn restore(config: &Config, backup: &Path, force: bool) -> CliResult<String> {
     if !backup.is_file() {
         return Err(Failure::Usage(format!(
@@ -108,45 +92,11 @@ pub fn restore(config: &Config, backup: &Path, force: bool) -> CliResult<String>
             backup.display()
         )));
     }
-    let location = config.catalog_location();
-    // Check the backup on a scratch copy: the backup file itself stays untouched.
-    let scratch = match &location {
-        CatalogLocation::Sqlite(db) => scratch_path(db, "restore-check"),
-        CatalogLocation::Postgres(_) => scratch_path(backup, "restore-check"),
-    };
-    std::fs::copy(backup, &scratch).map_err(|e| io_failure("cannot copy the backup", e))?;
-    let outcome = verify_backup(config, backup, &scratch).and_then(|()| {
-        let db = match &location {
-            CatalogLocation::Sqlite(db) => db,
-            shared => {
-                crate::catalog::restore_shared(shared, &scratch, force)?;
-                return restored(config, backup);
-            }
-        };
-        let catalog = SqliteCatalog::open(db)?;
-        let existing = catalog.counts()?.secrets;
-        if existing > 0 && !force {
-            return Err(Failure::Store(Error::new(
-                ErrorKind::Conflict,
-                format!(
-                    "the catalog holds {existing} secrets; pass --force to replace it with the backup"
-                ),
-            )));
-        }
-        catalog.restore_from(&scratch, |done, total| {
-            progress(&format!("Restoring… {done}/{total} pages"));
-        })?;
-        progress_done();
-        drop(catalog);
-        restored(config, backup)
+    let counts = SecretStore::restore(config, backup, force, |done, total| {
+        progress(&format!("Restoring… {done}/{total} pages"));
     });
-    remove_sqlite_files(&scratch);
-    outcome
-}
-
-fn restored(config: &Config, backup: &Path) -> CliResult<String> {
-    let store = SecretStore::open(config)?;
-    let counts = store.operator().counts()?;
+    progress_done();
+    let counts = counts?;
     Ok(format!(
         "Restored {} secrets, {} orders, {} containers from {}\n",
         counts.secrets,
@@ -154,31 +104,6 @@ fn restored(config: &Config, backup: &Path) -> CliResult<String> {
         counts.containers,
         backup.display()
     ))
-}
-
-/// Opens the scratch copy as a store under this config: the backup must be
-/// a keywarden catalog, every master KEK must open its project KEKs there,
-/// and every project mapping must name a configured backend.
-pub fn verify_backup(config: &Config, backup: &Path, scratch: &Path) -> CliResult<()> {
-    let refuse = |e: Error| {
-        Failure::Store(Error::new(
-            e.kind(),
-            format!(
-                "backup {} cannot be restored under this config; nothing was replaced: {}",
-                backup.display(),
-                e.context().replace(&scratch.display().to_string(), "it")
-            ),
-        ))
-    };
-    let catalog: Arc<dyn Catalog> =
-        Arc::new(SqliteCatalog::open_existing(scratch).map_err(refuse)?);
-    let mut builder =
-        SecretStore::builder(catalog.clone()).default_backend(config.default_backend.clone());
-    for (id, backend) in &config.backends {
-        builder = builder.backend(backend.build(id, catalog.clone()).map_err(refuse)?);
-    }
-    builder.build().map_err(refuse)?;
-    Ok(())
 }
 
 /// `keywarden kek rotate`: config first (new active + old retired), then the
@@ -305,13 +230,6 @@ pub fn check(config_path: &Path) -> CliResult<String> {
     Ok(out)
 }
 
-/// Mode 0600: backups hold every ciphertext and wrapped KEK.
-fn restrict(path: &Path) -> CliResult<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| io_failure(&format!("cannot restrict {}", path.display()), e))
-}
-
 fn scratch_path(beside: &Path, what: &str) -> PathBuf {
     let name = format!(
         ".{}.{what}-{}",
@@ -324,15 +242,7 @@ fn scratch_path(beside: &Path, what: &str) -> PathBuf {
     beside.with_file_name(name)
 }
 
-fn remove_sqlite_files(path: &Path) {
-    for suffix in ["", "-wal", "-shm"] {
-        let mut p = path.as_os_str().to_owned();
-        p.push(suffix);
-        let _ = std::fs::remove_file(PathBuf::from(p));
-    }
-}
-
-fn io_failure(what: &str, e: std::io::Error) -> Failure {
+pub(crate) fn io_failure(what: &str, e: std::io::Error) -> Failure {
     Failure::Store(Error::new(ErrorKind::Unavailable, format!("{what}: {e}")).with_source(e))
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use clap::Subcommand;
 use keywarden::catalog::CatalogLocation;
-use keywarden::catalog::{self, Catalog, SqliteCatalog, copy_verified};
+use keywarden::catalog::{self, Catalog, copy_verified};
 use keywarden::config::Config;
 use keywarden::store::SecretStore;
 use keywarden::{Error, ErrorKind};
@@ -158,35 +158,4 @@ pub fn init_shared(
         "Wrote {} (mode 0600; it holds the master KEK: back it up and keep it secret)\nCreated catalog {location}\n",
         config_path.display()
     ))
-}
-
-/// `keywarden backup` of a shared catalog: one consistent snapshot into
-/// the same portable SQLite file a SQLite catalog backs up to.
-pub fn backup_to_file(location: &CatalogLocation, output: &Path) -> keywarden::Result<()> {
-    let source = catalog::open_existing(location)?;
-    let dest = SqliteCatalog::open(output)?;
-    copy_verified(&*source, &dest)?;
-    Ok(())
-}
-
-/// `keywarden restore` into a shared catalog, from a checked scratch copy
-/// of the backup: one transaction, so other instances see the old catalog
-/// or the restored one.
-pub fn restore_shared(location: &CatalogLocation, scratch: &Path, force: bool) -> CliResult<()> {
-    let catalog = catalog::open(location)?;
-    let existing = catalog.counts()?.secrets;
-    if existing > 0 && !force {
-        return Err(Failure::Store(Error::new(
-            ErrorKind::Conflict,
-            format!(
-                "the catalog holds {existing} secrets; pass --force to replace it with the backup"
-            ),
-        )));
-    }
-    let source = SqliteCatalog::open_existing(scratch)?;
-    progress("Restoring…");
-    let out = copy_verified(&source, &*catalog);
-    progress_done();
-    out?;
-    Ok(())
 }

@@ -24,6 +24,7 @@ mod hsm;
 mod image;
 mod migrate;
 mod output;
+mod secret_input;
 mod verbs;
 mod volume;
 
@@ -133,7 +134,7 @@ struct InitArgs {
 
 #[derive(Subcommand, Debug)]
 enum SecretCommand {
-    /// Store a secret (without --payload: to be filled by `secret update`).
+    /// Store a secret (without a payload: to be filled by `secret update`).
     Store(StoreArgs),
     /// Show a secret's metadata, or its payload.
     Get {
@@ -148,7 +149,20 @@ enum SecretCommand {
     /// List the project's secrets.
     List(ListArgs),
     /// Give a secret created without a payload its payload (once).
-    Update { secret: String, payload: String },
+    Update {
+        secret: String,
+        /// The payload (visible to local users in the process list; prefer
+        /// --payload-file).
+        #[arg(value_parser = secret_input::secret_arg, required_unless_present = "payload_file")]
+        payload: Option<SecretBytes>,
+        /// Read the payload from PATH, or from stdin for `-`, byte for byte.
+        #[arg(
+            long = "payload-file",
+            value_name = "PATH|-",
+            conflicts_with = "payload"
+        )]
+        payload_file: Option<PathBuf>,
+    },
     /// Delete a secret.
     Delete {
         secret: String,
@@ -168,8 +182,17 @@ enum SecretCommand {
 struct StoreArgs {
     #[arg(long, short = 'n')]
     name: Option<String>,
-    #[arg(long, short = 'p')]
-    payload: Option<String>,
+    /// The payload (visible to local users in the process list; prefer
+    /// --payload-file).
+    #[arg(long, short = 'p', value_parser = secret_input::secret_arg)]
+    payload: Option<SecretBytes>,
+    /// Read the payload from PATH, or from stdin for `-`, byte for byte.
+    #[arg(
+        long = "payload-file",
+        value_name = "PATH|-",
+        conflicts_with = "payload"
+    )]
+    payload_file: Option<PathBuf>,
     #[arg(long = "payload-content-type", short = 't')]
     payload_content_type: Option<String>,
     #[arg(long = "payload-content-encoding", short = 'e')]
@@ -241,9 +264,17 @@ struct OrderArgs {
     payload_content_type: Option<String>,
     #[arg(long, short = 'x')]
     expiration: Option<String>,
-    /// Protects the private key of an asymmetric order.
-    #[arg(long)]
-    passphrase: Option<String>,
+    /// Protects the private key of an asymmetric order (visible in the
+    /// process list; prefer --passphrase-file).
+    #[arg(long, value_parser = secret_input::secret_arg)]
+    passphrase: Option<SecretBytes>,
+    /// Read the passphrase from PATH, or from stdin for `-`, byte for byte.
+    #[arg(
+        long = "passphrase-file",
+        value_name = "PATH|-",
+        conflicts_with = "passphrase"
+    )]
+    passphrase_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -309,6 +340,8 @@ fn main() -> ExitCode {
     };
     match run(&cli) {
         Ok(out) => {
+            // It may be a payload (`secret get --payload`): wiped once written.
+            let out = zeroize::Zeroizing::new(out);
             let mut stdout = std::io::stdout().lock();
             if stdout
                 .write_all(out.as_bytes())

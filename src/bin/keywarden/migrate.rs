@@ -44,9 +44,13 @@ pub struct FixedKeyArgs {
     /// Report what would change; write nothing.
     #[arg(long)]
     dry_run: bool,
-    /// The fixed key in hex (else from --from-conf, else from the keywarden config).
-    #[arg(long, conflicts_with = "from_conf")]
-    fixed_key: Option<String>,
+    /// The fixed key in hex (else from --from-conf, else from the keywarden
+    /// config). Visible in the process list; prefer --fixed-key-file.
+    #[arg(long, conflicts_with = "from_conf", value_parser = crate::secret_input::secret_arg)]
+    fixed_key: Option<SecretBytes>,
+    /// Read the fixed key (hex) from PATH, or from stdin for `-`.
+    #[arg(long = "fixed-key-file", value_name = "PATH|-", conflicts_with_all = ["fixed_key", "from_conf"])]
+    fixed_key_file: Option<PathBuf>,
     /// A cinder.conf or nova.conf: its [key_manager] fixed_key and backend.
     #[arg(long)]
     from_conf: Option<PathBuf>,
@@ -149,8 +153,14 @@ fn key_source(
     a: &FixedKeyArgs,
     config: &Config,
 ) -> CliResult<(Option<SecretBytes>, Option<String>)> {
-    if let Some(hex) = &a.fixed_key {
-        return Ok((Some(parse_hex_key(hex)?), None));
+    let from_file = match &a.fixed_key_file {
+        Some(path) => Some(crate::secret_input::read_secret(path, "fixed key")?),
+        None => None,
+    };
+    if let Some(hex) = a.fixed_key.as_ref().or(from_file.as_ref()) {
+        let text = crate::secret_input::secret_text(hex, "fixed key")?;
+        // A file written by `echo` ends in a newline; hex never does.
+        return Ok((Some(parse_hex_key(text.trim_end())?), None));
     }
     if let Some(path) = &a.from_conf {
         let conf = ServiceConf::read(path)?;

@@ -124,12 +124,20 @@ pub(crate) fn secret_command(
                 .mode(a.mode.clone());
             new.name = a.name.clone();
             new.expiration = parse_time("expiration", a.expiration.as_deref())?;
-            match (&a.payload, &a.payload_content_type) {
+            let from_file = match &a.payload_file {
+                Some(path) => Some(secret_input::read_secret(path, "payload")?),
+                None => None,
+            };
+            match (
+                a.payload.as_ref().or(from_file.as_ref()),
+                &a.payload_content_type,
+            ) {
                 (Some(p), ct) => {
                     // As python-barbicanclient: a text payload defaults to text/plain.
                     let ct = ct.as_deref().unwrap_or("text/plain");
+                    let text = secret_input::secret_text(p, "payload")?;
                     new = new.payload_text(
-                        p.clone(),
+                        text.as_str(),
                         Some(ct),
                         a.payload_content_encoding.as_deref(),
                     );
@@ -160,7 +168,13 @@ pub(crate) fn secret_command(
                         base64::engine::general_purpose::STANDARD.encode(p.bytes.expose_secret())
                     }
                 };
-                return show(cli, &vec![("Payload", Cell::Text(text))]);
+                let mut record = vec![("Payload", Cell::Text(text))];
+                let shown = show(cli, &record);
+                // The rendered text is wiped by `main` once written.
+                if let Some((_, Cell::Text(t))) = record.first_mut() {
+                    zeroize::Zeroize::zeroize(t);
+                }
+                return shown;
             }
             show(cli, &secret_record(store, &store.secret(ctx, &id)?))
         }
@@ -184,15 +198,18 @@ pub(crate) fn secret_command(
                 &cli.columns,
             )?)
         }
-        SecretCommand::Update { secret, payload } => {
+        SecretCommand::Update {
+            secret,
+            payload,
+            payload_file,
+        } => {
             let id: SecretId = parse_ref(secret, "secrets")?;
-            store.put_payload(
-                ctx,
-                &id,
-                SecretBytes::copy_from(payload.as_bytes()),
-                "text/plain",
-                None,
-            )?;
+            let body = match (payload, payload_file) {
+                (Some(p), _) => SecretBytes::copy_from(p.expose_secret()),
+                (None, Some(path)) => secret_input::read_secret(path, "payload")?,
+                (None, None) => return Err(Failure::Usage("no payload given".into())),
+            };
+            store.put_payload(ctx, &id, body, "text/plain", None)?;
             Ok(String::new())
         }
         SecretCommand::Delete { secret, force } => {
@@ -234,10 +251,13 @@ pub(crate) fn order_command(
                         algorithm: args.algorithm.clone(),
                         bit_length: bit_length(args.bit_length)?,
                         expiration,
-                        passphrase: args
-                            .passphrase
-                            .as_ref()
-                            .map(|p| SecretBytes::copy_from(p.as_bytes())),
+                        passphrase: match (&args.passphrase, &args.passphrase_file) {
+                            (Some(p), _) => Some(SecretBytes::copy_from(p.expose_secret())),
+                            (None, Some(path)) => {
+                                Some(secret_input::read_secret(path, "passphrase")?)
+                            }
+                            (None, None) => None,
+                        },
                     },
                 )?
             };

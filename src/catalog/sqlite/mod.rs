@@ -146,13 +146,91 @@ impl SqliteCatalog {
     /// atomically for other connections (SQLite's online backup API, run on
     /// the write connection so no local write interleaves). `progress` gets
     /// (pages copied, pages in all).
+    ///
+    /// The backup is first copied beside this database and opened there as
+    /// a catalog: one that is not a keywarden catalog, is damaged, or comes
+    /// from a newer schema is refused before anything here is replaced, and
+    /// one from an older schema is migrated in the copy. What replaces this
+    /// database is that checked copy. (Whether this config's keys open it is
+    /// the store's question: see the CLI's `restore`.)
     pub fn restore_from(
         &self,
         src: impl AsRef<Path>,
-        mut progress: impl FnMut(u64, u64),
+        progress: impl FnMut(u64, u64),
     ) -> Result<()> {
-        let src = Connection::open_with_flags(src.as_ref(), OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(|e| {
+        let scratch = scratch_beside(&self.path, "restore-from");
+        let outcome = self
+            .checked_copy(src.as_ref(), &scratch)
+            .and_then(|()| self.replace_from(&scratch, progress));
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = scratch.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(PathBuf::from(p));
+        }
+        outcome
+    }
+
+    /// Copies `src` to `scratch` (a consistent copy, WAL included) and opens
+    /// it as a catalog: schema checked and migrated, pages checked.
+    fn checked_copy(&self, src: &Path, scratch: &Path) -> Result<()> {
+        let _ = std::fs::remove_file(scratch);
+        // Private from the start: it holds ciphertext and wrapped KEKs (and
+        // SQLite gives its -wal and -shm files the database file's mode).
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(scratch)
+                .map_err(|e| {
+                    Error::new(
+                        ErrorKind::Unavailable,
+                        format!("cannot create {}", scratch.display()),
+                    )
+                    .with_source(e)
+                })?;
+        }
+        {
+            let from = Connection::open_with_flags(src, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(
+                |e| Error::new(ErrorKind::Unavailable, "cannot open the backup").with_source(e),
+            )?;
+            let mut to = Connection::open(scratch).map_err(sqlite_error)?;
+            rusqlite::backup::Backup::new(&from, &mut to)
+                .and_then(|b| b.run_to_completion(256, Duration::ZERO, None))
+                .map_err(|e| {
+                    Error::new(ErrorKind::InvalidInput, "the backup cannot be read").with_source(e)
+                })?;
+        }
+        let candidate = SqliteCatalog::open_existing(scratch).map_err(|e| {
+            Error::new(
+                e.kind(),
+                format!(
+                    "the backup cannot be restored; nothing was replaced: {}",
+                    e.context()
+                        .replace(&scratch.display().to_string(), "the backup")
+                ),
+            )
+        })?;
+        let check: String = candidate
+            .read_conn(|c| Ok(c.query_row("PRAGMA integrity_check", [], |r| r.get(0))?))?;
+        if check != "ok" {
+            return Err(Error::new(
+                ErrorKind::Integrity,
+                "the backup is damaged (SQLite's integrity check failed); nothing was replaced",
+            ));
+        }
+        // Fold its WAL into the file the backup API reads next.
+        candidate.read_conn(|c| {
+            c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    fn replace_from(&self, src: &Path, mut progress: impl FnMut(u64, u64)) -> Result<()> {
+        let src =
+            Connection::open_with_flags(src, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| {
                 Error::new(ErrorKind::Unavailable, "cannot open the backup").with_source(e)
             })?;
         let mut conn = lock(&self.writer);
@@ -183,8 +261,7 @@ impl SqliteCatalog {
         // Readers in the pool may hold a stale schema cache; start afresh.
         lock(&self.readers).clear();
         conn.flush_prepared_statement_cache();
-        // The backup may come from an older keywarden: bring it up to date
-        // (or refuse one from a newer keywarden).
+        // Already migrated in the checked copy; this only confirms it.
         Ok(migrate(&mut conn)?)
     }
 
@@ -206,6 +283,15 @@ impl fmt::Debug for SqliteCatalog {
             .field("path", &self.path)
             .finish_non_exhaustive()
     }
+}
+
+/// `<path>.<what>`: a scratch file in the database's own directory (same
+/// filesystem, same permissions as the catalog's directory).
+fn scratch_beside(path: &Path, what: &str) -> PathBuf {
+    let mut p = path.to_path_buf().into_os_string();
+    p.push(".");
+    p.push(what);
+    PathBuf::from(p)
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -371,6 +457,57 @@ mod tests {
         let e = SqliteCatalog::open(&path).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Config);
         assert!(e.to_string().contains("newer"), "{e}");
+    }
+
+    /// A backup from a newer schema, or one that is no catalog at all, is
+    /// refused before the live catalog is touched.
+    #[test]
+    fn restore_refuses_a_bad_backup_before_replacing_anything() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = SqliteCatalog::open(dir.path().join("live.db")).unwrap();
+        let (project, user) = (ProjectId::new("p").unwrap(), UserId::new("u").unwrap());
+        live.apply(vec![order(&project, &user)]).unwrap();
+        let newer = dir.path().join("newer.db");
+        let backup = SqliteCatalog::open(&newer).unwrap();
+        backup
+            .apply(vec![order(&project, &user), order(&project, &user)])
+            .unwrap();
+        drop(backup);
+        let c = Connection::open(&newer).unwrap();
+        c.pragma_update(None, "user_version", 99).unwrap();
+        drop(c);
+        let text = dir.path().join("text.db");
+        std::fs::write(&text, "not a database, just some text").unwrap();
+        let empty = dir.path().join("empty.db");
+        Connection::open(&empty)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x)")
+            .unwrap();
+        for (bad, phrase) in [
+            (&newer, "newer"),
+            (&text, ""),
+            (&empty, "not a keywarden catalog"),
+        ] {
+            let e = live.restore_from(bad, |_, _| {}).unwrap_err();
+            assert!(e.to_string().contains(phrase), "{e}");
+            assert_eq!(live.counts().unwrap().orders, 1, "live catalog untouched");
+            assert_eq!(live.schema_version().unwrap(), MIGRATIONS.len() as u32);
+        }
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.contains("restore-from"))
+            .collect();
+        assert!(names.is_empty(), "scratch left behind: {names:?}");
+        // A good backup still restores.
+        let good = dir.path().join("good.db");
+        let backup = SqliteCatalog::open(&good).unwrap();
+        backup
+            .apply(vec![order(&project, &user), order(&project, &user)])
+            .unwrap();
+        drop(backup);
+        live.restore_from(&good, |_, _| {}).unwrap();
+        assert_eq!(live.counts().unwrap().orders, 2);
     }
 
     #[test]
