@@ -80,7 +80,7 @@ enum GroupOutcome {
 fn run_jobs(conn: &mut Connection, jobs: Vec<Job>, busy_timeout: Duration) {
     let mut pending = jobs;
     while !pending.is_empty() {
-        match run_group(conn, &pending) {
+        match run_group(conn, &pending, busy_timeout) {
             Ok(GroupOutcome::Committed(outcomes)) => {
                 let deleted = pending.iter().zip(&outcomes).any(|(job, outcome)| {
                     outcome.is_ok()
@@ -117,14 +117,45 @@ fn run_jobs(conn: &mut Connection, jobs: Vec<Job>, busy_timeout: Duration) {
     }
 }
 
+/// `BEGIN IMMEDIATE`, waiting up to `busy_timeout` while another process
+/// writes. SQLite's own busy handler backs off to 100 ms between tries, so
+/// a writer waiting on processes that write in a loop can lose the lock to
+/// them for seconds; retrying every millisecond takes its turn as soon as
+/// the lock is free.
+fn begin_immediate(conn: &Connection, busy_timeout: Duration) -> rusqlite::Result<()> {
+    let deadline = std::time::Instant::now() + busy_timeout;
+    conn.busy_timeout(Duration::from_millis(1))?;
+    let begun = loop {
+        match conn.execute_batch("BEGIN IMMEDIATE") {
+            Err(e)
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && std::time::Instant::now() < deadline =>
+            {
+                continue;
+            }
+            other => break other,
+        }
+    };
+    let reset = conn.busy_timeout(busy_timeout);
+    if begun.is_ok() && reset.is_err() {
+        // Not left in a transaction the caller believes never began.
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    begun.and(reset)
+}
+
 /// A statement run often enough that parsing it each time shows.
 fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([])?;
     Ok(())
 }
 
-fn run_group(conn: &Connection, jobs: &[Job]) -> Result<GroupOutcome, Fail> {
-    conn.execute_batch("BEGIN IMMEDIATE")?;
+fn run_group(
+    conn: &Connection,
+    jobs: &[Job],
+    busy_timeout: Duration,
+) -> Result<GroupOutcome, Fail> {
+    begin_immediate(conn, busy_timeout)?;
     let mut outcomes = Vec::with_capacity(jobs.len());
     for (i, job) in jobs.iter().enumerate() {
         if let Err(e) = run_cached(conn, "SAVEPOINT job") {
