@@ -45,6 +45,10 @@ pub struct Config {
     pub policy_file: Option<PathBuf>,
     /// Backends by stable id.
     pub backends: BTreeMap<BackendId, BackendConfig>,
+    /// `keywarden serve`'s `[server]` section, read by `server::ServerConfig`
+    /// (kept as a table so the library parses it without the `server` feature).
+    #[serde(default)]
+    pub server: Option<toml::Table>,
     #[serde(skip)]
     base_dir: Option<PathBuf>,
 }
@@ -139,6 +143,7 @@ impl Config {
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             policy_file: None,
             backends,
+            server: None,
             base_dir: None,
         })
     }
@@ -216,6 +221,12 @@ impl Config {
                 BackendConfig::Kmip(config) => config.write_toml(&mut out),
             }
         }
+        if let Some(server) = &self.server
+            && let Ok(text) = toml::to_string(server)
+        {
+            out.push_str("\n[server]\n");
+            out.push_str(&text);
+        }
         out
     }
 
@@ -237,7 +248,8 @@ impl Config {
         self.policy_file.as_deref().map(|p| self.resolve(p))
     }
 
-    fn resolve(&self, p: &Path) -> PathBuf {
+    /// A path from the config, resolved against the config's directory.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
         match &self.base_dir {
             Some(base) if p.is_relative() => base.join(p),
             _ => p.to_path_buf(),

@@ -24,6 +24,8 @@ mod hsm;
 mod image;
 mod migrate;
 mod output;
+#[cfg(feature = "server")]
+mod serve;
 mod verbs;
 mod volume;
 
@@ -118,6 +120,13 @@ enum Command {
     #[cfg(feature = "pkcs11")]
     #[command(subcommand)]
     Hsm(hsm::HsmCommand),
+    /// Serve Barbican's v1 REST API (the config's [server] section).
+    #[cfg(feature = "server")]
+    Serve,
+    /// Users of the `http_basic` server auth.
+    #[cfg(feature = "server")]
+    #[command(subcommand)]
+    User(serve::UserCommand),
 }
 
 #[derive(Args, Debug)]
@@ -401,6 +410,10 @@ fn run(cli: &Cli) -> CliResult<String> {
         Command::Catalog(cmd) => catalog::run(cli, cmd),
         #[cfg(feature = "pkcs11")]
         Command::Hsm(cmd) => hsm::run(&cli.config, cmd),
+        #[cfg(feature = "server")]
+        Command::Serve => serve::serve(&cli.config),
+        #[cfg(feature = "server")]
+        Command::User(cmd) => serve::user(&cli.config, cmd),
         Command::Secret(cmd) => {
             let (_, store) = open_store(&cli.config)?;
             secret_command(cli, &store, &context(cli)?, cmd)
