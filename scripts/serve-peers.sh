@@ -8,7 +8,9 @@
 # Default: barbicanclient guide castellan basic. Needs .venv-barbican
 # (scripts/barbican.sh install). Builds target/debug/keywarden with
 # --features cli,server unless KEYWARDEN_BIN is set. Prints each suite's
-# `N passed, N failed` line; exits 1 if any suite failed.
+# `N passed, N failed` line; exits 1 if any suite failed. Each suite's
+# full output (and the functional tests' results.csv, failing.txt) goes to
+# $KEYWARDEN_PEERS_OUT when set, else to a scratch directory removed at exit.
 set -uo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,6 +29,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
+logs=${KEYWARDEN_PEERS_OUT:-$work}
+mkdir -p "$logs"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "$bin" --config "$work/kw.toml" init >/dev/null || exit 1
 cat >>"$work/kw.toml" <<CONF
@@ -57,7 +61,7 @@ summary=()
 run_suite() {
     local name=$1
     shift
-    local out=$work/$name.log
+    local out=$logs/$name.log
     "$@" >"$out" 2>&1
     local rc=$?
     local line
@@ -75,7 +79,7 @@ for suite in "${suites[@]}"; do
         barbicanclient) run_suite barbicanclient "$root/.venv-barbican/bin/python" "$root/tests/peers/barbicanclient_flows.py" "$endpoint" ;;
         guide) run_suite guide "$root/tests/peers/openstack_guide.sh" "$endpoint" ;;
         castellan) run_suite castellan "$root/tests/peers/castellan_functional.sh" "$endpoint" ;;
-        functional) run_suite functional "$root/tests/peers/barbican_functional.sh" "$endpoint" "$work/functional" ;;
+        functional) run_suite functional "$root/tests/peers/barbican_functional.sh" "$endpoint" "$logs/functional" ;;
         basic) ;;
         *) echo "unknown suite $suite" >&2; exit 2 ;;
     esac

@@ -223,3 +223,72 @@ fn shutdown_lets_in_flight_requests_finish() {
     );
     stopper.join().unwrap();
 }
+
+#[test]
+fn tls_with_rustls() {
+    // The peers: `openssl` makes the certificate, `curl` checks it.
+    let have = |c: &str| {
+        std::process::Command::new(c)
+            .arg("--version")
+            .output()
+            .is_ok()
+    };
+    if !have("openssl") || !have("curl") {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "openssl and curl are needed under CI=true"
+        );
+        eprintln!("SKIPPED: openssl or curl missing");
+        return;
+    }
+    let s = start_with("tls_cert = \"c.pem\"\ntls_key = \"k.pem\"", |dir| {
+        let ok = std::process::Command::new("openssl")
+            .current_dir(dir)
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-subj",
+                "/CN=localhost",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+                "-days",
+                "1",
+                "-keyout",
+                "k.pem",
+                "-out",
+                "c.pem",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            ok.status.success(),
+            "{}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+    });
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--cacert"])
+        .arg(s.dir.path().join("c.pem"))
+        .args(["-w", "\n%{http_code}", &format!("https://{}/v1", s.addr)])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.ends_with("\n200"),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains(&format!("https://{}/v1/", s.addr)));
+    // Plain HTTP on the TLS port gets no answer.
+    let mut c = TcpStream::connect(s.addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = c.write_all(b"GET /v1 HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut buf = Vec::new();
+    let _ = c.read_to_end(&mut buf);
+    assert!(!String::from_utf8_lossy(&buf).contains("200 OK"));
+}
