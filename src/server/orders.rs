@@ -113,6 +113,13 @@ fn new_order(map: &Map<String, Value>) -> ApiResult<NewOrder> {
             ));
         }
     };
+    if meta.contains_key("payload") {
+        return Err(ApiError::schema(
+            Resource::Order,
+            "'payload' not allowed for key type order",
+            Some("payload"),
+        ));
+    }
     let m = Fields::new(meta, Resource::Order);
     let algorithm = m.str("algorithm")?.unwrap_or_default().to_owned();
     let bit_length = m.u32("bit_length")?.unwrap_or(0);
@@ -124,7 +131,11 @@ fn new_order(map: &Map<String, Value>) -> ApiResult<NewOrder> {
             algorithm,
             bit_length,
             mode: m.str("mode")?.map(str::to_owned),
-            payload_content_type: m.str("payload_content_type")?.map(str::to_owned),
+            // An empty string is "not given", as Barbican reads it.
+            payload_content_type: m
+                .str("payload_content_type")?
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned),
             expiration,
         }))
     } else {

@@ -49,18 +49,33 @@ fn store_json(state: &AppState, id: &BackendId, global_default: bool) -> Value {
     })
 }
 
+/// Barbican's answer while only one store is configured (its
+/// `enable_multiple_secret_stores = False`).
+fn single_store() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "Not Found. Multiple backends support is not enabled in service configuration.",
+    )
+}
+
 /// Every configured backend and the global default, after checking the
-/// caller may read secret stores at all.
+/// caller may read secret stores at all. With one backend there is
+/// nothing to choose, and Barbican answers not-found.
 async fn backends(state: &Arc<AppState>, caller: Caller) -> ApiResult<(Vec<BackendId>, BackendId)> {
     let ctx = caller.ctx;
-    state
+    let (ids, default) = state
         .run(move |s| {
-            s.project_backend(&ctx)?;
             let (ids, default) = s.operator().backend_ids();
-            Ok::<_, crate::Error>((ids, default.clone()))
+            if ids.len() < 2 {
+                return Ok(None);
+            }
+            s.project_backend(&ctx)?;
+            Ok::<_, crate::Error>(Some((ids, default.clone())))
         })
         .await?
-        .map_err(store_err)
+        .map_err(store_err)?
+        .ok_or_else(single_store)?;
+    Ok((ids, default))
 }
 
 async fn list(State(state): State<Arc<AppState>>, caller: Caller) -> ApiResult<Response> {
@@ -91,6 +106,9 @@ async fn read(
 }
 
 async fn preferred(State(state): State<Arc<AppState>>, caller: Caller) -> ApiResult<Response> {
+    if state.single_backend().await? {
+        return Err(single_store());
+    }
     let ctx = caller.ctx;
     let (backend, mapped, default) = state
         .run(move |s| {
@@ -113,6 +131,9 @@ async fn set_preferred(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
+    if state.single_backend().await? {
+        return Err(single_store());
+    }
     let id = BackendId::new(id).map_err(|_| ApiError::not_found(Resource::SecretStore))?;
     let ctx = caller.ctx;
     state
@@ -135,6 +156,9 @@ async fn clear_preferred(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
+    if state.single_backend().await? {
+        return Err(single_store());
+    }
     let ctx = caller.ctx;
     state
         .run(move |s| {
@@ -152,4 +176,10 @@ async fn clear_preferred(
         .await?
         .map_err(store_err)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+impl AppState {
+    async fn single_backend(&self) -> ApiResult<bool> {
+        self.run(|s| s.operator().backend_ids().0.len() < 2).await
+    }
 }

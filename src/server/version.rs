@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use serde_json::json;
@@ -28,7 +28,16 @@ fn links(state: &AppState) -> serde_json::Value {
     ])
 }
 
-async fn root(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+/// Clients that negotiate microversions (they send
+/// `OpenStack-API-Version`) get the version list; others Barbican's older
+/// `{"versions": {"values": [...]}}`, as Barbican 23 answers both.
+async fn root(State(state): State<Arc<AppState>>, headers: HeaderMap) -> impl IntoResponse {
+    if !headers.contains_key("openstack-api-version") {
+        return (
+            StatusCode::MULTIPLE_CHOICES,
+            Json(json!({"versions": {"values": [v1_doc(&state)]}})),
+        );
+    }
     (
         StatusCode::MULTIPLE_CHOICES,
         Json(json!({"versions": [{
@@ -42,10 +51,14 @@ async fn root(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 }
 
 async fn v1(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    Json(json!({"version": {
+    Json(json!({ "version": v1_doc(&state) }))
+}
+
+fn v1_doc(state: &AppState) -> serde_json::Value {
+    json!({
         "id": "v1",
         "status": "stable",
-        "links": links(&state),
+        "links": links(state),
         "media-types": [{"base": "application/json", "type": "application/vnd.openstack.key-manager-v1+json"}],
-    }}))
+    })
 }

@@ -207,14 +207,37 @@ impl<'a> Fields<'a> {
         match self.str(key)? {
             None => Ok(None),
             Some(s) if s.trim().is_empty() => Ok(None),
-            Some(s) => Timestamp::parse_iso8601(s).map(Some).map_err(|_| {
-                ApiError::schema(
-                    self.resource,
-                    &format!("'{key}' is not a valid date"),
-                    Some(key),
-                )
-            }),
+            Some(s) => Timestamp::parse_iso8601(&full_offset(s))
+                .map(Some)
+                .map_err(|_| {
+                    ApiError::schema(
+                        self.resource,
+                        &format!("'{key}' is not a valid date"),
+                        Some(key),
+                    )
+                }),
         }
+    }
+}
+
+/// oslo's `parse_isotime` takes `+01` and `+0100` offsets; RFC 3339 wants
+/// `+01:00`.
+fn full_offset(s: &str) -> String {
+    let s = s.trim();
+    let Some(t) = s.find('T') else {
+        return s.to_owned();
+    };
+    let time = &s[t..];
+    let Some(sign) = time.rfind(['+', '-']) else {
+        return s.to_owned();
+    };
+    let offset = &time[sign + 1..];
+    let digits = offset.bytes().all(|b| b.is_ascii_digit());
+    let head = &s[..t + sign + 1];
+    match offset.len() {
+        2 if digits => format!("{head}{offset}:00"),
+        4 if digits => format!("{head}{}:{}", &offset[..2], &offset[2..]),
+        _ => s.to_owned(),
     }
 }
 
@@ -255,5 +278,29 @@ pub fn add_paging<T>(out: &mut Map<String, Value>, state: &AppState, kind: &str,
     }
     if page.total > page.offset + u64::from(page.limit) {
         out.insert("next".into(), link(page.offset + u64::from(page.limit)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_offsets_are_completed() {
+        assert_eq!(
+            full_offset("2026-01-02T03:04:05-01"),
+            "2026-01-02T03:04:05-01:00"
+        );
+        assert_eq!(
+            full_offset("2026-01-02T03:04:05.5+0130"),
+            "2026-01-02T03:04:05.5+01:30"
+        );
+        assert_eq!(full_offset("2026-01-02T03:04:05Z"), "2026-01-02T03:04:05Z");
+        assert_eq!(full_offset("2026-01-02"), "2026-01-02");
+        assert_eq!(
+            full_offset("2026-01-02T03:04:05+01:00"),
+            "2026-01-02T03:04:05+01:00"
+        );
+        assert_eq!(full_offset("T-é"), "T-é");
     }
 }

@@ -29,6 +29,16 @@ pub fn start(server_toml: &str) -> TestServer {
 /// As [`start`], with `prepare` run on the config directory first (to
 /// write a users file, say).
 pub fn start_with(server_toml: &str, prepare: impl FnOnce(&std::path::Path)) -> TestServer {
+    start_full(server_toml, "", prepare)
+}
+
+/// As [`start_with`], with `more_config` (whole tables, such as a second
+/// backend) after the `[server]` section.
+pub fn start_full(
+    server_toml: &str,
+    more_config: &str,
+    prepare: impl FnOnce(&std::path::Path),
+) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     prepare(dir.path());
     let mut text = Config::generate(dir.path().join("kw.db"))
@@ -43,6 +53,8 @@ pub fn start_with(server_toml: &str, prepare: impl FnOnce(&std::path::Path)) -> 
         text.push_str("plain_http = true\n");
     }
     text.push_str(server_toml);
+    text.push('\n');
+    text.push_str(more_config);
     let config = Config::from_toml(&text, Some(dir.path())).unwrap();
     let server_config = ServerConfig::from_config(&config).unwrap();
     let store = Arc::new(SecretStore::open(&config).unwrap());

@@ -8,7 +8,7 @@ mod robustness;
 
 use serde_json::{Value, json};
 
-use harness::{id_of, identity, path_of, start, with};
+use harness::{id_of, identity, path_of, start, start_full, with};
 
 const SECRET_FIELDS: [&str; 13] = [
     "algorithm",
@@ -35,7 +35,16 @@ fn keys(v: &Value) -> Vec<String> {
 #[test]
 fn version_documents_need_no_project() {
     let s = start("");
+    // Without a microversion header: Barbican's older document.
     let r = s.raw("GET", "/", &[], b"");
+    assert_eq!(r.status, 300);
+    assert_eq!(r.json()["versions"]["values"][0]["id"], "v1");
+    let r = s.raw(
+        "GET",
+        "/",
+        &[("OpenStack-API-Version".into(), "key-manager 1.1".into())],
+        b"",
+    );
     assert_eq!(r.status, 300);
     let v = &r.json()["versions"][0];
     assert_eq!(v["id"], "v1");
@@ -547,11 +556,30 @@ fn orders_and_the_containers_they_make() {
 
 #[test]
 fn secret_stores_are_the_backend_mapping() {
-    let s = start("");
+    // One backend: nothing to choose, Barbican's not-found.
+    let one = start("");
     let admin = identity("proj-a", "u1", "admin");
+    for path in [
+        "/v1/secret-stores",
+        "/v1/secret-stores/global-default",
+        "/v1/secret-stores/preferred",
+    ] {
+        assert!(
+            one.raw("GET", path, &admin, b"")
+                .error(404)
+                .contains("Multiple backends")
+        );
+    }
+    let kek = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [7u8; 32]);
+    let s = start_full(
+        "",
+        &format!("[backends.second]\nkind = \"simple_crypto\"\nmaster_kek = \"{kek}\"\n"),
+        |_| {},
+    );
     let list = s.raw("GET", "/v1/secret-stores", &admin, b"").json();
-    assert_eq!(list["total"], 1);
-    let store = &list["secret_stores"][0];
+    assert_eq!(list["total"], 2);
+    let store = &list["secret_stores"][1];
+    assert_eq!(store["name"], "software");
     assert_eq!(store["global_default"], true);
     let global = s
         .raw("GET", "/v1/secret-stores/global-default", &admin, b"")
