@@ -220,10 +220,17 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// oslo's `parse_isotime` takes `+01` and `+0100` offsets; RFC 3339 wants
-/// `+01:00`.
+/// oslo's `parse_isotime` takes Python's `str(datetime)` (a space before
+/// the time) and `+01` / `+0100` offsets; RFC 3339 wants `T` and `+01:00`.
 fn full_offset(s: &str) -> String {
     let s = s.trim();
+    let spaced;
+    let s = if s.len() > 10 && s.as_bytes()[10] == b' ' && s.is_char_boundary(11) {
+        spaced = format!("{}T{}", &s[..10], &s[11..]);
+        spaced.as_str()
+    } else {
+        s
+    };
     let Some(t) = s.find('T') else {
         return s.to_owned();
     };
@@ -302,5 +309,16 @@ mod tests {
             "2026-01-02T03:04:05+01:00"
         );
         assert_eq!(full_offset("T-é"), "T-é");
+        assert_eq!(
+            full_offset("2026-01-02 03:04:05.25"),
+            "2026-01-02T03:04:05.25"
+        );
+        assert_eq!(
+            full_offset("2026-01-02 03:04:05.25+01"),
+            "2026-01-02T03:04:05.25+01:00"
+        );
+        // Not a date, but no panic on multi-byte text.
+        let _ = full_offset("ééééé éééé");
+        let _ = full_offset("éééé éé");
     }
 }
