@@ -77,7 +77,9 @@ fn config(server: Option<&str>, dir: &Path) -> Config {
             .batch_execute(&format!("CREATE SCHEMA {schema}"))
             .unwrap();
         let sep = if server.contains('?') { '&' } else { '?' };
-        config.catalog = format!("{server}{sep}options=-csearch_path%3D{schema}");
+        config.catalog = format!("{server}{sep}options=-csearch_path%3D{schema}")
+            .parse()
+            .expect("a PostgreSQL URL");
     }
     config
 }

@@ -76,6 +76,7 @@ fn run(dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
     // Tiny PBKDF2 cost so the example runs fast; real volumes take the 2 s default.
     let opts = AttachOptions {
         format_cost: Pbkdf2Cost::Iterations(1000),
+        ..AttachOptions::default()
     };
     let mut attached = attach(
         &store,

@@ -45,6 +45,7 @@ fn run(dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
     std::fs::File::create(&file)?.set_len(8 << 20)?;
     let opts = AttachOptions {
         format_cost: Pbkdf2Cost::Iterations(1000),
+        ..AttachOptions::default()
     };
     let attached = attach(&store, &user, volume.id, &metadata, &file, &opts)?;
     let LuksHeader::V1(header) = attached.volume.header() else {

@@ -32,9 +32,11 @@ pub struct Config {
     #[serde(default = "default_endpoint")]
     pub endpoint: String,
     /// `sqlite:PATH` (relative paths are relative to the config file) or a
-    /// `postgresql://` URL (shared by several instances). A password in the
-    /// URL never shows in `Debug` or in errors.
-    pub catalog: String,
+    /// `postgresql://` URL (shared by several instances), parsed when the
+    /// config is read and kept as written; [`Config::catalog_location`]
+    /// resolves it. A password in the URL never shows in `Debug` or in
+    /// errors, and is wiped when dropped.
+    pub catalog: CatalogLocation,
     /// The backend new secrets go to unless their project is mapped elsewhere.
     pub default_backend: BackendId,
     /// Largest accepted payload, in bytes of its encoded form.
@@ -138,7 +140,7 @@ impl Config {
         );
         Ok(Config {
             endpoint: default_endpoint(),
-            catalog: format!("sqlite:{}", db_path.into().display()),
+            catalog: CatalogLocation::Sqlite(db_path.into()),
             default_backend: software,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             policy_file: None,
@@ -181,7 +183,9 @@ impl Config {
         // never reallocates and leaves copies of the keys behind.
         let mut out = Zeroizing::new(String::with_capacity(4096 + 256 * self.backends.len()));
         let _ = writeln!(out, "endpoint = {}", toml_str(&self.endpoint));
-        let _ = writeln!(out, "catalog = {}", toml_str(&self.catalog));
+        out.push_str("catalog = ");
+        push_toml_str(&mut out, &self.catalog.expose_text());
+        out.push('\n');
         let _ = writeln!(
             out,
             "default_backend = {}",
@@ -238,9 +242,10 @@ impl Config {
         }
     }
 
-    /// Where the catalog is.
-    pub fn catalog_location(&self) -> Result<CatalogLocation> {
-        CatalogLocation::parse(&self.catalog, self.base_dir.as_deref())
+    /// Where the catalog is, a relative SQLite path resolved against the
+    /// config file's directory.
+    pub fn catalog_location(&self) -> CatalogLocation {
+        self.catalog.resolved(self.base_dir.as_deref())
     }
 
     /// The policy file, resolved against the config's directory.
@@ -272,7 +277,6 @@ impl Config {
                 "max_payload_bytes must be positive",
             ));
         }
-        self.catalog_location()?;
         Ok(())
     }
 }
@@ -341,7 +345,7 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("endpoint", &self.endpoint)
-            .field("catalog", &redact_url(&self.catalog))
+            .field("catalog", &self.catalog)
             .field("default_backend", &self.default_backend)
             .field("max_payload_bytes", &self.max_payload_bytes)
             .field("policy_file", &self.policy_file)
@@ -362,12 +366,27 @@ mod tests {
         let back = Config::from_toml(&text, Some(Path::new("/etc/kw"))).unwrap();
         assert_eq!(back.default_backend.as_str(), "software");
         assert_eq!(
-            back.catalog_location().unwrap(),
+            back.catalog_location(),
             CatalogLocation::Sqlite(PathBuf::from("/etc/kw/keywarden.db"))
         );
         let a = c.master_kek(&c.default_backend).unwrap();
         let b = back.master_kek(&back.default_backend).unwrap();
         assert_eq!(a.expose_secret(), b.expose_secret());
+    }
+
+    #[test]
+    fn the_catalog_is_parsed_once_and_written_back_as_written() {
+        let c = Config::generate("keywarden.db").unwrap();
+        let back = Config::from_toml(&c.to_toml(), Some(Path::new("/etc/kw"))).unwrap();
+        assert_eq!(back.catalog, CatalogLocation::Sqlite("keywarden.db".into()));
+        assert!(
+            back.to_toml().contains("catalog = \"sqlite:keywarden.db\""),
+            "a relative path stays relative to wherever the file goes"
+        );
+        let text = c.to_toml().replace("sqlite:keywarden.db", "sqlite:");
+        let e = Config::from_toml(&text, None).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(e.to_string().contains("not understood"), "{e}");
     }
 
     #[test]
@@ -430,20 +449,20 @@ mod tests {
     #[test]
     fn postgres_urls_are_understood_and_their_password_never_shows() {
         let mut c = Config::generate("x.db").unwrap();
-        c.catalog =
-            "postgresql://kw:hunter2@db.example:5433/keywarden?password=hunter2&sslmode=disable"
-                .into();
+        let written =
+            "postgresql://kw:hunter2@db.example:5433/keywarden?password=hunter2&sslmode=disable";
+        c.catalog = written.parse().unwrap();
         let text = c.to_toml();
         let back = Config::from_toml(&text, None).unwrap();
-        let CatalogLocation::Postgres(url) = back.catalog_location().unwrap() else {
+        let CatalogLocation::Postgres(url) = back.catalog_location() else {
             panic!("a PostgreSQL location");
         };
-        assert_eq!(url.expose_url(), c.catalog);
+        assert_eq!(url.expose_url(), written);
         for shown in [
             format!("{back:?}"),
             format!("{url:?}"),
             url.to_string(),
-            back.catalog_location().unwrap().to_string(),
+            back.catalog_location().to_string(),
         ] {
             assert!(!shown.contains("hunter2"), "{shown}");
         }

@@ -29,6 +29,9 @@ pub enum ErrorKind {
     Unavailable,
     /// The backend cannot do this operation.
     Unsupported,
+    /// A project quota refuses the creation (Barbican: 403, "Quota reached
+    /// for project …").
+    QuotaExceeded,
     /// The configuration is unusable.
     Config,
     /// The catalog holds something we cannot interpret, or a storage call failed.
@@ -46,6 +49,7 @@ impl ErrorKind {
             ErrorKind::Integrity => "integrity check failed",
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::Unsupported => "unsupported",
+            ErrorKind::QuotaExceeded => "quota exceeded",
             ErrorKind::Config => "configuration error",
             ErrorKind::Storage => "storage error",
         }

@@ -561,8 +561,128 @@ pub struct Container {
     pub container_type: ContainerType,
     pub status: Status,
     pub secret_refs: Vec<(String, SecretId)>,
+    /// Consumers registered on it, oldest first (Barbican shows them in
+    /// the container's JSON). Ignored when the container is written.
+    pub consumers: Vec<ContainerConsumer>,
     pub created: Timestamp,
     pub updated: Timestamp,
+}
+
+/// What a project quota limits (Barbican's quota resources; `cas` is kept
+/// for the wire but nothing here creates certificate authorities).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum QuotaResource {
+    Secrets,
+    Orders,
+    Containers,
+    Consumers,
+    Cas,
+}
+
+impl QuotaResource {
+    pub const ALL: [QuotaResource; 5] = [
+        QuotaResource::Secrets,
+        QuotaResource::Orders,
+        QuotaResource::Containers,
+        QuotaResource::Consumers,
+        QuotaResource::Cas,
+    ];
+
+    /// Barbican's name, as in its error text and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuotaResource::Secrets => "secrets",
+            QuotaResource::Orders => "orders",
+            QuotaResource::Containers => "containers",
+            QuotaResource::Consumers => "consumers",
+            QuotaResource::Cas => "cas",
+        }
+    }
+}
+
+impl fmt::Display for QuotaResource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Barbican's value for "no limit" (any negative value reads as unlimited).
+pub const QUOTA_UNLIMITED: i64 = -1;
+
+/// Quotas in effect: every resource has a value. Negative is unlimited,
+/// 0 refuses every creation, n allows n objects in the project.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quotas {
+    pub secrets: i64,
+    pub orders: i64,
+    pub containers: i64,
+    pub consumers: i64,
+    pub cas: i64,
+}
+
+impl Default for Quotas {
+    /// Barbican's configuration defaults: all unlimited.
+    fn default() -> Self {
+        Quotas {
+            secrets: QUOTA_UNLIMITED,
+            orders: QUOTA_UNLIMITED,
+            containers: QUOTA_UNLIMITED,
+            consumers: QUOTA_UNLIMITED,
+            cas: QUOTA_UNLIMITED,
+        }
+    }
+}
+
+impl Quotas {
+    pub fn get(&self, r: QuotaResource) -> i64 {
+        match r {
+            QuotaResource::Secrets => self.secrets,
+            QuotaResource::Orders => self.orders,
+            QuotaResource::Containers => self.containers,
+            QuotaResource::Consumers => self.consumers,
+            QuotaResource::Cas => self.cas,
+        }
+    }
+}
+
+/// A project's configured quotas: `None` falls back to the store's default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProjectQuotas {
+    pub secrets: Option<i64>,
+    pub orders: Option<i64>,
+    pub containers: Option<i64>,
+    pub consumers: Option<i64>,
+    pub cas: Option<i64>,
+}
+
+impl ProjectQuotas {
+    pub fn get(&self, r: QuotaResource) -> Option<i64> {
+        match r {
+            QuotaResource::Secrets => self.secrets,
+            QuotaResource::Orders => self.orders,
+            QuotaResource::Containers => self.containers,
+            QuotaResource::Consumers => self.consumers,
+            QuotaResource::Cas => self.cas,
+        }
+    }
+
+    /// These values over `defaults` where unset.
+    pub fn effective(&self, defaults: &Quotas) -> Quotas {
+        Quotas {
+            secrets: self.secrets.unwrap_or(defaults.secrets),
+            orders: self.orders.unwrap_or(defaults.orders),
+            containers: self.containers.unwrap_or(defaults.containers),
+            consumers: self.consumers.unwrap_or(defaults.consumers),
+            cas: self.cas.unwrap_or(defaults.cas),
+        }
+    }
+}
+
+/// A consumer registered on a container (Barbican's `{name, URL}`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ContainerConsumer {
+    pub name: String,
+    pub url: String,
 }
 
 #[cfg(test)]

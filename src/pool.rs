@@ -1,8 +1,8 @@
-//! A small bounded pool of reusable connections or sessions: the KMIP
-//! backend's TLS connections and the PKCS#11 backend's logged-in sessions.
-//! It is shaped for the PostgreSQL catalog's connections too (a health
-//! check for closed clients, `clear_idle` after a broken one), which still
-//! have a pool of their own.
+//! A small bounded pool of reusable connections or sessions: the PostgreSQL
+//! catalog's connections (a health check for closed clients, `clear_idle`
+//! after a broken one), the KMIP backend's TLS connections and the PKCS#11
+//! backend's logged-in sessions (whose epochs after a token loss are that
+//! backend's own rule, kept beside it).
 //!
 //! The pool keeps only the books: how many items exist (idle plus on loan),
 //! which idle ones may be handed out again, and who waits for a free slot.

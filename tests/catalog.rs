@@ -77,10 +77,10 @@ fn postgres_schema(kind: &common::Kind) -> Schema {
 
     let dir = tempfile::tempdir().unwrap();
     let catalog = kind.fresh_catalog(dir.path());
-    let CatalogLocation::Postgres(url) = CatalogLocation::parse(&catalog, None).unwrap() else {
+    let CatalogLocation::Postgres(url) = &catalog else {
         panic!("a PostgreSQL location");
     };
-    let version = PostgresCatalog::open(&url)
+    let version = PostgresCatalog::open(url)
         .unwrap()
         .schema_version()
         .unwrap();

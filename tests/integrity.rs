@@ -9,7 +9,7 @@ use common::{Fixture, Kind, Raw, Setup, admin, build_two, two_backend_store};
 use keywarden::ErrorKind;
 use keywarden::backend::{MasterKek, SimpleCrypto};
 use keywarden::catalog::{Catalog, SqliteCatalog};
-use keywarden::config::{BackendConfig, Config};
+use keywarden::config::{BackendConfig, CatalogLocation, Config};
 use keywarden::model::BackendId;
 use keywarden::store::{NewSecret, SecretStore};
 
@@ -335,14 +335,16 @@ fn running_instance_writes_readable_secrets_after_a_restore(setup: &Setup) {
     // Replace a's catalog with b's while a's store keeps running (and caching).
     match setup.catalog {
         Kind::Sqlite => {
-            let b_path = other_config.catalog.strip_prefix("sqlite:").unwrap();
+            let CatalogLocation::Sqlite(b_path) = &other_config.catalog else {
+                unreachable!("a SQLite fixture has a SQLite catalog");
+            };
             SqliteCatalog::open(a.db_path())
                 .unwrap()
                 .restore_from(b_path, |_, _| {})
                 .unwrap();
         }
         Kind::Postgres(_) => {
-            let from = keywarden::catalog::open(&other_config.catalog_location().unwrap()).unwrap();
+            let from = keywarden::catalog::open(&other_config.catalog_location()).unwrap();
             keywarden::catalog::copy_verified(&*from, &*a.catalog()).unwrap();
         }
     }

@@ -50,7 +50,7 @@ impl Deployment {
     }
 
     fn catalog(&self) -> Arc<dyn Catalog> {
-        keywarden::catalog::open(&self.config.catalog_location().unwrap()).unwrap()
+        keywarden::catalog::open(&self.config.catalog_location()).unwrap()
     }
 }
 

@@ -539,7 +539,7 @@ fn server_restart_gives_unavailable_then_service_resumes() {
     };
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::generate(dir.path().join("unused.db")).unwrap();
-    config.catalog = server.url();
+    config.catalog = server.url().parse().unwrap();
     let store = Arc::new(SecretStore::open(&config).unwrap());
     let stop = Arc::new(AtomicBool::new(false));
     let down = Arc::new(AtomicBool::new(false));
@@ -627,7 +627,12 @@ fn dropped_connections_are_replaced_without_the_caller_noticing() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = shared_config(&Kind::Postgres(server.clone()), dir.path());
     let app = format!("kw-drop-{}", uuid::Uuid::new_v4().simple());
-    config.catalog = format!("{}&application_name={app}", config.catalog);
+    config.catalog = format!(
+        "{}&application_name={app}",
+        config.catalog.expose_text().as_str()
+    )
+    .parse()
+    .unwrap();
     let store = SecretStore::open(&config).unwrap();
     let c = admin("p");
     let id = store.store_secret(&c, text("before")).unwrap();
@@ -656,7 +661,7 @@ fn schema_is_versioned_migrated_once_and_newer_is_refused() {
     let Some(kind) = Kind::postgres() else { return };
     let dir = tempfile::tempdir().unwrap();
     let catalog = kind.fresh_catalog(dir.path());
-    let url = PostgresUrl::parse(&catalog).unwrap();
+    let url = PostgresUrl::parse(&catalog.expose_text()).unwrap();
     // Eight instances starting at once on an empty schema: one migrates.
     let barrier = Arc::new(Barrier::new(8));
     let opened: Vec<_> = (0..8)
@@ -668,9 +673,10 @@ fn schema_is_versioned_migrated_once_and_newer_is_refused() {
             })
         })
         .collect();
-    // Version 2: 0002 gives SQLite the index PostgreSQL's 0001 made.
+    // Version 4: 0002 gives SQLite the index PostgreSQL's 0001 made; 0003
+    // metadata, quotas and container consumers; 0004 container ACLs.
     for h in opened {
-        assert_eq!(h.join().unwrap().unwrap(), 2);
+        assert_eq!(h.join().unwrap().unwrap(), 4);
     }
     let mut raw = Raw::open(&catalog);
     assert_eq!(raw.count("keywarden_schema"), 1);
@@ -685,7 +691,7 @@ fn schema_is_versioned_migrated_once_and_newer_is_refused() {
 fn open_existing_refuses_an_uninitialised_database() {
     let Some(kind) = Kind::postgres() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let url = PostgresUrl::parse(&kind.fresh_catalog(dir.path())).unwrap();
+    let url = PostgresUrl::parse(&kind.fresh_catalog(dir.path()).expose_text()).unwrap();
     let e = PostgresCatalog::open_existing(&url).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
     PostgresCatalog::open(&url).unwrap();
@@ -697,7 +703,7 @@ fn an_unreachable_server_is_unavailable_and_the_password_never_shows() {
     // Port 1 on loopback: nothing listens there.
     let url = "postgresql://kw:hunter2@127.0.0.1:1/keywarden";
     let mut config = Config::generate("unused.db").unwrap();
-    config.catalog = url.into();
+    config.catalog = url.parse().unwrap();
     let e = SecretStore::open(&config).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
     assert!(e.is_retryable());
@@ -792,7 +798,12 @@ fn a_statement_timeout_is_unavailable_and_url_session_options_win() {
         .store_secret(&c, text("held"))
         .unwrap();
     // 300 ms instead of the default 30 s.
-    config.catalog = format!("{}%20-c%20statement_timeout%3D300", config.catalog);
+    config.catalog = format!(
+        "{}%20-c%20statement_timeout%3D300",
+        config.catalog.expose_text().as_str()
+    )
+    .parse()
+    .unwrap();
     let store = SecretStore::open(&config).unwrap();
     // Another session holds the table: every statement waits, then times out.
     let mut holder = Raw::open(&config.catalog);

@@ -956,7 +956,7 @@ fn a_whole_catalog_copies_to_either_kind_and_reads_back(kind: &Kind) {
     for target in targets {
         let mut config = f.config.clone();
         config.catalog = target.fresh_catalog(f.dir.path());
-        let dest = keywarden::catalog::open(&config.catalog_location().unwrap()).unwrap();
+        let dest = keywarden::catalog::open(&config.catalog_location()).unwrap();
         let report = keywarden::catalog::copy_verified(&*f.catalog(), &*dest).unwrap();
         assert_eq!(report.counts, before, "{target:?}");
         // 2 project KEKs + 1 mapping + 9 secrets + 1 ACL user + 1 consumer

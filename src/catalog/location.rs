@@ -3,6 +3,9 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer};
 
 use zeroize::Zeroizing;
 
@@ -39,6 +42,43 @@ impl CatalogLocation {
                 ),
             )),
         }
+    }
+
+    /// The same location with a relative SQLite path taken relative to
+    /// `base_dir` (a config file's directory); other locations unchanged.
+    pub fn resolved(&self, base_dir: Option<&Path>) -> CatalogLocation {
+        match (self, base_dir) {
+            (CatalogLocation::Sqlite(path), Some(base)) if path.is_relative() => {
+                CatalogLocation::Sqlite(base.join(path))
+            }
+            _ => self.clone(),
+        }
+    }
+
+    /// The text this location parses from, password included (for a config
+    /// file or a driver, never for a log): wiped when dropped.
+    pub fn expose_text(&self) -> Zeroizing<String> {
+        match self {
+            CatalogLocation::Sqlite(path) => Zeroizing::new(format!("sqlite:{}", path.display())),
+            CatalogLocation::Postgres(url) => Zeroizing::new(url.expose_url().to_owned()),
+        }
+    }
+}
+
+/// `"sqlite:PATH"` or a PostgreSQL URL; a relative path stays relative.
+impl FromStr for CatalogLocation {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        CatalogLocation::parse(text, None)
+    }
+}
+
+/// From the config's `catalog` string, which is wiped once parsed.
+impl<'de> Deserialize<'de> for CatalogLocation {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = Zeroizing::new(String::deserialize(d)?);
+        CatalogLocation::parse(&text, None).map_err(|e| serde::de::Error::custom(e.context()))
     }
 }
 

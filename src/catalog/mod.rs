@@ -4,20 +4,26 @@
 //! through [`Catalog::apply`] as one all-or-nothing batch, so an order that
 //! makes a secret and a container never leaves half of itself behind.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::sync::Arc;
 
 use crate::backend::{KekStore, StoredSecret, WrappedKek};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{
-    BackendId, Consumer, ContainerId, ContentType, OrderId, ProjectId, SecretId, SecretMeta,
-    SecretType, Timestamp, UserId,
+    BackendId, Consumer, ContainerConsumer, ContainerId, ContentType, OrderId, ProjectId,
+    ProjectQuotas, QuotaResource, SecretId, SecretMeta, SecretType, Timestamp, UserId,
 };
 
+mod container_acls;
+mod container_consumers;
+mod container_secrets;
 mod location;
+mod metadata;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod query;
+mod quotas;
 mod read;
 mod rows;
 pub(crate) mod sql;
@@ -121,6 +127,14 @@ pub struct SecretFilter {
     pub acl_user: Option<UserId>,
 }
 
+/// Barbican's container list filters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ContainerFilter {
+    /// SQL LIKE pattern, ignoring ASCII case (Barbican's `name.like()`).
+    pub name: Option<String>,
+    pub container_type: Option<ContainerType>,
+}
+
 /// One change in an all-or-nothing batch.
 #[derive(Clone, Debug)]
 pub enum Write {
@@ -169,6 +183,74 @@ pub enum Write {
         project: ProjectId,
         backend: Option<BackendId>,
     },
+    /// Replaces all of a secret's user metadata.
+    ReplaceMetadata {
+        id: SecretId,
+        metadata: BTreeMap<String, String>,
+    },
+    /// Adds one key; `Conflict` when the secret already has it.
+    AddMetadatum {
+        id: SecretId,
+        key: String,
+        value: String,
+    },
+    /// Changes one key's value; `NotFound` when the secret lacks it.
+    UpdateMetadatum {
+        id: SecretId,
+        key: String,
+        value: String,
+    },
+    /// Removes one key (no error when it is not there).
+    DeleteMetadatum {
+        id: SecretId,
+        key: String,
+    },
+    /// Sets the limits given (`Some`), keeping the project's others.
+    MergeProjectQuotas {
+        project: ProjectId,
+        quotas: ProjectQuotas,
+    },
+    /// `NotFound` when the project has no quotas of its own.
+    DeleteProjectQuotas(ProjectId),
+    /// Fails the batch with `QuotaExceeded` when the project holds more
+    /// of `resource` than its limit (its own, else `default`; negative is
+    /// unlimited) once `adding` more are counted. Put it after the batch's
+    /// inserts with `adding: 0`.
+    WithinQuota {
+        project: ProjectId,
+        resource: QuotaResource,
+        default: i64,
+        adding: u64,
+    },
+    /// Idempotent.
+    AddContainerConsumer {
+        id: ContainerId,
+        consumer: ContainerConsumer,
+        created: Timestamp,
+    },
+    /// `NotFound` when not registered.
+    RemoveContainerConsumer {
+        id: ContainerId,
+        consumer: ContainerConsumer,
+    },
+    /// Adds a reference to a container; `Conflict` when one of that name
+    /// is there.
+    AddContainerSecret {
+        id: ContainerId,
+        name: String,
+        secret: SecretId,
+    },
+    /// `NotFound` when the container does not hold that reference.
+    RemoveContainerSecret {
+        id: ContainerId,
+        name: String,
+        secret: SecretId,
+    },
+    /// `None` removes the container's ACL (defaults return).
+    SetContainerAcl {
+        id: ContainerId,
+        acl: Option<Acl>,
+    },
 }
 
 /// How much a catalog holds.
@@ -212,6 +294,26 @@ pub enum Record {
     },
     Order(Order),
     Container(Container),
+    Metadatum {
+        secret: SecretId,
+        key: String,
+        value: String,
+    },
+    ProjectQuotas {
+        project: ProjectId,
+        quotas: ProjectQuotas,
+        created: Timestamp,
+    },
+    ContainerConsumer {
+        container: ContainerId,
+        consumer: ContainerConsumer,
+        created: Timestamp,
+    },
+    /// A container's read ACL, when it is not the default.
+    ContainerAcl {
+        container: ContainerId,
+        acl: Acl,
+    },
 }
 
 /// Where [`Catalog::export`] sends rows.
@@ -259,12 +361,41 @@ pub trait Catalog: KekStore + Debug {
 
     fn container(&self, id: &ContainerId) -> Result<Option<Container>>;
 
+    /// The project's containers matching `filter`, oldest first.
     fn list_containers(
         &self,
         project: &ProjectId,
+        filter: &ContainerFilter,
         limit: u32,
         offset: u64,
     ) -> Result<Page<Container>>;
+
+    /// A secret's user metadata (empty when it has none).
+    fn secret_metadata(&self, id: &SecretId) -> Result<BTreeMap<String, String>>;
+
+    /// One key of a secret's user metadata.
+    fn secret_metadatum(&self, id: &SecretId, key: &str) -> Result<Option<String>>;
+
+    /// A project's own quotas, if any were set.
+    fn project_quotas(&self, project: &ProjectId) -> Result<Option<ProjectQuotas>>;
+
+    /// Every project with quotas of its own, oldest first.
+    fn list_project_quotas(
+        &self,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Page<(ProjectId, ProjectQuotas)>>;
+
+    /// A container's read ACL; `None` when the container is not there.
+    fn container_acl(&self, id: &ContainerId) -> Result<Option<Acl>>;
+
+    /// One page of a container's consumers, oldest first.
+    fn container_consumers(
+        &self,
+        id: &ContainerId,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Page<ContainerConsumer>>;
 
     /// The project's preferred backend, if one is mapped.
     fn project_backend(&self, project: &ProjectId) -> Result<Option<BackendId>>;

@@ -10,7 +10,9 @@ use crate::catalog::rows::{
 };
 use crate::catalog::sql::{Db, Value, args, count, row, rows};
 use crate::catalog::write::not_found;
-use crate::catalog::{AclView, Counts, Record, RecordSink, SecretFilter, SecretRow};
+use crate::catalog::{
+    AclView, ContainerFilter, Counts, Record, RecordSink, SecretFilter, SecretRow,
+};
 use crate::error::Result;
 use crate::model::{
     Acl, BackendId, Consumer, Container, ContainerId, Order, OrderId, Page, ProjectId, SecretId,
@@ -82,10 +84,63 @@ macro_rules! catalog_reads {
         fn list_containers(
             &self,
             project: &$crate::model::ProjectId,
+            filter: &$crate::catalog::ContainerFilter,
             limit: u32,
             offset: u64,
         ) -> $crate::Result<$crate::model::Page<$crate::model::Container>> {
-            self.snapshot(|db| $crate::catalog::read::list_containers(db, project, limit, offset))
+            self.snapshot(|db| {
+                $crate::catalog::read::list_containers(db, project, filter, limit, offset)
+            })
+        }
+
+        fn secret_metadata(
+            &self,
+            id: &$crate::model::SecretId,
+        ) -> $crate::Result<std::collections::BTreeMap<String, String>> {
+            self.read(|db| $crate::catalog::metadata::read(db, id))
+        }
+
+        fn secret_metadatum(
+            &self,
+            id: &$crate::model::SecretId,
+            key: &str,
+        ) -> $crate::Result<Option<String>> {
+            self.read(|db| $crate::catalog::metadata::read_one(db, id, key))
+        }
+
+        fn project_quotas(
+            &self,
+            project: &$crate::model::ProjectId,
+        ) -> $crate::Result<Option<$crate::model::ProjectQuotas>> {
+            self.read(
+                |db| Ok($crate::catalog::quotas::project_quotas(db, project)?.map(|(q, _)| q)),
+            )
+        }
+
+        fn list_project_quotas(
+            &self,
+            limit: u32,
+            offset: u64,
+        ) -> $crate::Result<
+            $crate::model::Page<($crate::model::ProjectId, $crate::model::ProjectQuotas)>,
+        > {
+            self.snapshot(|db| $crate::catalog::quotas::list(db, limit, offset))
+        }
+
+        fn container_acl(
+            &self,
+            id: &$crate::model::ContainerId,
+        ) -> $crate::Result<Option<$crate::model::Acl>> {
+            self.snapshot(|db| $crate::catalog::container_acls::read(db, id))
+        }
+
+        fn container_consumers(
+            &self,
+            id: &$crate::model::ContainerId,
+            limit: u32,
+            offset: u64,
+        ) -> $crate::Result<$crate::model::Page<$crate::model::ContainerConsumer>> {
+            self.snapshot(|db| $crate::catalog::container_consumers::list(db, id, limit, offset))
         }
 
         fn project_backend(
@@ -274,22 +329,38 @@ pub(crate) fn container<D: Db + ?Sized>(
 pub(crate) fn list_containers<D: Db + ?Sized>(
     db: &mut D,
     project: &ProjectId,
+    filter: &ContainerFilter,
     limit: u32,
     offset: u64,
 ) -> Result<Page<Container>, D::Fail> {
+    let mut conditions = String::from("project_id = $1");
+    let mut filter_args = vec![Value::from(project.as_str())];
+    if let Some(name) = &filter.name {
+        filter_args.push(Value::from(name.as_str()));
+        let like = db.dialect().like;
+        conditions.push_str(&format!(" AND name {like} ${}", filter_args.len()));
+    }
+    if let Some(t) = filter.container_type {
+        filter_args.push(Value::from(t.as_str()));
+        conditions.push_str(&format!(" AND type = ${}", filter_args.len()));
+    }
     let total = count(
         db,
-        "SELECT COUNT(*) FROM containers WHERE project_id = $1",
-        &args![project.as_str()],
+        &format!("SELECT COUNT(*) FROM containers WHERE {conditions}"),
+        &filter_args,
     )?;
-    let [lim, off] = page_args(limit, offset);
+    let n = filter_args.len();
+    let mut page = filter_args.clone();
+    page.extend(page_args(limit, offset));
     let heads = rows(
         db,
         &format!(
-            "SELECT {CONTAINER_COLUMNS} FROM containers WHERE project_id = $1
-             ORDER BY created, id LIMIT $2 OFFSET $3"
+            "SELECT {CONTAINER_COLUMNS} FROM containers WHERE {conditions}
+             ORDER BY created, id LIMIT ${} OFFSET ${}",
+            n + 1,
+            n + 2
         ),
-        &[Value::from(project.as_str()), lim, off],
+        &page,
         container_from_row,
     )?;
     let items = heads
@@ -304,7 +375,14 @@ pub(crate) fn list_containers<D: Db + ?Sized>(
     })
 }
 
-fn with_refs<D: Db + ?Sized>(db: &mut D, mut k: Container) -> Result<Container, D::Fail> {
+/// Fills in a container's references and consumers.
+fn with_refs<D: Db + ?Sized>(db: &mut D, k: Container) -> Result<Container, D::Fail> {
+    let mut k = with_secret_refs(db, k)?;
+    k.consumers = super::container_consumers::of(db, &k.id)?;
+    Ok(k)
+}
+
+fn with_secret_refs<D: Db + ?Sized>(db: &mut D, mut k: Container) -> Result<Container, D::Fail> {
     k.secret_refs = rows(
         db,
         "SELECT name, secret_id FROM container_secrets WHERE container_id = $1 ORDER BY name",
@@ -497,8 +575,37 @@ pub(crate) fn export_rows<D: Db + ?Sized>(
         &[],
         container_from_row,
     )?;
+    // Consumers travel as their own records, with their registration time.
     for k in heads {
-        out(Record::Container(with_refs(db, k)?))?;
+        out(Record::Container(with_secret_refs(db, k)?))?;
+    }
+    db.query(
+        "SELECT secret_id, meta_key, meta_value FROM secret_metadata ORDER BY secret_id, meta_key",
+        &[],
+        &mut |r| {
+            out(Record::Metadatum {
+                secret: parsed(r, 0, "secret id")?,
+                key: r.text(1)?,
+                value: r.text(2)?,
+            })
+        },
+    )?;
+    for (project, quotas, created) in super::quotas::all(db)? {
+        out(Record::ProjectQuotas {
+            project,
+            quotas,
+            created,
+        })?;
+    }
+    for (container, consumer, created) in super::container_consumers::all(db)? {
+        out(Record::ContainerConsumer {
+            container,
+            consumer,
+            created,
+        })?;
+    }
+    for (container, acl) in super::container_acls::all(db)? {
+        out(Record::ContainerAcl { container, acl })?;
     }
     Ok(())
 }

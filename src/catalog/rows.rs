@@ -130,8 +130,8 @@ pub(crate) fn order_from_row(r: &dyn Columns) -> Result<Order> {
     })
 }
 
-/// [`CONTAINER_COLUMNS`], from column 0; the references are read apart
-/// (see [`secret_ref_from_row`]) and filled in by the caller.
+/// [`CONTAINER_COLUMNS`], from column 0; the references and consumers are
+/// read apart (see [`secret_ref_from_row`]) and filled in by the caller.
 pub(crate) fn container_from_row(r: &dyn Columns) -> Result<Container> {
     let container_type = match r.text(4)?.as_str() {
         "generic" => ContainerType::Generic,
@@ -147,6 +147,7 @@ pub(crate) fn container_from_row(r: &dyn Columns) -> Result<Container> {
         container_type,
         status: parsed(r, 5, "status")?,
         secret_refs: Vec::new(),
+        consumers: Vec::new(),
         created: timestamp(r, 6)?,
         updated: timestamp(r, 7)?,
     })

@@ -143,6 +143,44 @@ fn digest(row: &Record) -> [u8; 32] {
             h.time(Some(c.created));
             h.time(Some(c.updated));
         }
+        Record::Metadatum { secret, key, value } => {
+            h.str("metadatum");
+            h.str(&secret.to_string());
+            h.str(key);
+            h.str(value);
+        }
+        Record::ProjectQuotas {
+            project,
+            quotas,
+            created,
+        } => {
+            h.str("project_quotas");
+            h.str(project.as_str());
+            for r in crate::model::QuotaResource::ALL {
+                h.opt(quotas.get(r).map(|v| v.to_string()).as_deref());
+            }
+            h.time(Some(*created));
+        }
+        Record::ContainerConsumer {
+            container,
+            consumer,
+            created,
+        } => {
+            h.str("container_consumer");
+            h.str(&container.to_string());
+            h.str(&consumer.name);
+            h.str(&consumer.url);
+            h.time(Some(*created));
+        }
+        Record::ContainerAcl { container, acl } => {
+            h.str("container_acl");
+            h.str(&container.to_string());
+            h.flag(acl.project_access);
+            h.int(acl.users.len() as i64);
+            for user in &acl.users {
+                h.str(user.as_str());
+            }
+        }
     }
     h.0.finalize().into()
 }

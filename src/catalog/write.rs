@@ -9,7 +9,11 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::model::{BackendId, ContentType, ProjectId, SecretId, SecretMeta, Timestamp};
 
 /// Every table, children before parents (the order to empty them in).
-pub(crate) const TABLES: [&str; 8] = [
+pub(crate) const TABLES: [&str; 12] = [
+    "container_acl_users",
+    "container_consumers",
+    "project_quotas",
+    "secret_metadata",
     "container_secrets",
     "containers",
     "orders",
@@ -247,6 +251,37 @@ pub(crate) fn apply_write<D: Db + ?Sized>(db: &mut D, w: &Write) -> Result<(), D
                 )?;
             }
         },
+        Write::ReplaceMetadata { id, metadata } => super::metadata::replace(db, id, metadata)?,
+        Write::AddMetadatum { id, key, value } => super::metadata::add(db, id, key, value)?,
+        Write::UpdateMetadatum { id, key, value } => {
+            super::metadata::update(db, id, key, value)?;
+        }
+        Write::DeleteMetadatum { id, key } => super::metadata::delete(db, id, key)?,
+        Write::MergeProjectQuotas { project, quotas } => {
+            super::quotas::merge(db, project, quotas)?;
+        }
+        Write::DeleteProjectQuotas(project) => super::quotas::delete(db, project)?,
+        Write::WithinQuota {
+            project,
+            resource,
+            default,
+            adding,
+        } => super::quotas::check(db, project, *resource, *default, *adding)?,
+        Write::AddContainerConsumer {
+            id,
+            consumer,
+            created,
+        } => super::container_consumers::add(db, id, consumer, *created)?,
+        Write::RemoveContainerConsumer { id, consumer } => {
+            super::container_consumers::remove(db, id, consumer)?;
+        }
+        Write::AddContainerSecret { id, name, secret } => {
+            super::container_secrets::add(db, id, name, secret)?;
+        }
+        Write::RemoveContainerSecret { id, name, secret } => {
+            super::container_secrets::remove(db, id, name, secret)?;
+        }
+        Write::SetContainerAcl { id, acl } => super::container_acls::set(db, id, acl.as_ref())?,
     }
     Ok(())
 }
@@ -307,7 +342,11 @@ fn set_project_access<D: Db + ?Sized>(
 
 /// Whether the secret exists; `lock` is a [`Dialect`](super::sql::Dialect)
 /// row lock to take on it.
-fn secret_exists<D: Db + ?Sized>(db: &mut D, id: &SecretId, lock: &str) -> Result<bool, D::Fail> {
+pub(crate) fn secret_exists<D: Db + ?Sized>(
+    db: &mut D,
+    id: &SecretId,
+    lock: &str,
+) -> Result<bool, D::Fail> {
     let sql = format!("SELECT 1 FROM secrets WHERE id = $1{lock}");
     Ok(row(db, &sql, &args![id.to_string()], |_| Ok(()))?.is_some())
 }
@@ -361,6 +400,23 @@ pub(crate) fn insert_record<D: Db + ?Sized>(db: &mut D, row: Record) -> Result<(
         ),
         Record::Order(o) => apply_write(db, &Write::InsertOrder(o)),
         Record::Container(k) => apply_write(db, &Write::InsertContainer(k)),
+        Record::Metadatum { secret, key, value } => {
+            super::metadata::insert(db, &secret, &key, &value)?;
+            Ok(())
+        }
+        Record::ProjectQuotas {
+            project,
+            quotas,
+            created,
+        } => super::quotas::insert(db, &project, &quotas, created),
+        Record::ContainerConsumer {
+            container,
+            consumer,
+            created,
+        } => super::container_consumers::add(db, &container, &consumer, created),
+        Record::ContainerAcl { container, acl } => {
+            super::container_acls::set(db, &container, Some(&acl))
+        }
     }
 }
 

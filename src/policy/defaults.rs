@@ -81,6 +81,15 @@ pub(super) const QUEENS: &[(&str, &str)] = &[
         "container_project_creator",
         "rule:creator and rule:container_project_match and rule:container_creator_user",
     ),
+    // base.py since Barbican 14.0.0.
+    (
+        "secret_project_creator_role",
+        "rule:creator and rule:secret_project_match",
+    ),
+    (
+        "container_project_creator_role",
+        "rule:creator and rule:container_project_match",
+    ),
     // secrets.py
     (
         "secret:decrypt",
@@ -102,11 +111,31 @@ pub(super) const QUEENS: &[(&str, &str)] = &[
     ),
     ("secrets:post", "rule:admin_or_creator"),
     ("secrets:get", "rule:all_but_audit"),
-    // secretmeta.py
-    ("secret_meta:get", "rule:all_but_audit"),
-    ("secret_meta:post", "rule:admin_or_creator"),
-    ("secret_meta:put", "rule:admin_or_creator"),
-    ("secret_meta:delete", "rule:admin_or_creator"),
+    // secretmeta.py. Queens' own rules (`rule:all_but_audit` to read,
+    // `rule:admin_or_creator` to write) never looked at the secret; Barbican
+    // fixed that in 14.0.0 ("Fix secret metadata access rules"). These are
+    // the fixed legacy rules (the `deprecated_secret_meta_*` check strings of
+    // Barbican 23), which Barbican applies with enforce_new_defaults off.
+    (
+        "secret_meta:get",
+        "rule:secret_non_private_read or rule:secret_project_creator or \
+         rule:secret_project_admin or rule:secret_acl_read",
+    ),
+    (
+        "secret_meta:post",
+        "rule:secret_project_admin or rule:secret_project_creator or \
+         (rule:secret_project_creator_role and rule:secret_non_private_read)",
+    ),
+    (
+        "secret_meta:put",
+        "rule:secret_project_admin or rule:secret_project_creator or \
+         (rule:secret_project_creator_role and rule:secret_non_private_read)",
+    ),
+    (
+        "secret_meta:delete",
+        "rule:secret_project_admin or rule:secret_project_creator or \
+         (rule:secret_project_creator_role and rule:secret_non_private_read)",
+    ),
     // orders.py
     ("orders:post", "rule:admin_or_creator"),
     ("orders:get", "rule:all_but_audit"),
@@ -125,8 +154,20 @@ pub(super) const QUEENS: &[(&str, &str)] = &[
         "container:delete",
         "rule:container_project_admin or rule:container_project_creator",
     ),
-    ("container_secret:post", "rule:admin"),
-    ("container_secret:delete", "rule:admin"),
+    // Queens had `rule:admin` for these two; Barbican 23's legacy
+    // (deprecated-rule) check strings, which the store enforces, let the
+    // container's creator and, while it is not private, the project's
+    // creators change a generic container's references.
+    (
+        "container_secret:post",
+        "rule:container_project_admin or rule:container_project_creator or \
+         (rule:container_project_creator_role and rule:container_non_private_read)",
+    ),
+    (
+        "container_secret:delete",
+        "rule:container_project_admin or rule:container_project_creator or \
+         (rule:container_project_creator_role and rule:container_non_private_read)",
+    ),
     // consumers.py (container consumers)
     (
         "consumer:get",
@@ -211,6 +252,25 @@ pub(super) const QUEENS: &[(&str, &str)] = &[
         "rule:secret_non_private_read or rule:secret_project_creator or \
          rule:secret_project_admin or rule:secret_acl_read",
     ),
+    // Container consumers: Queens names them `consumers:*` (above) and
+    // checks no container; Barbican 23 renamed them `container_consumers:*`
+    // with these legacy (deprecated-rule) check strings, which the store
+    // enforces.
+    (
+        "container_consumers:get",
+        "rule:container_non_private_read or rule:container_project_creator or \
+         rule:container_project_admin or rule:container_acl_read",
+    ),
+    (
+        "container_consumers:post",
+        "rule:container_non_private_read or rule:container_project_creator or \
+         rule:container_project_admin or rule:container_acl_read",
+    ),
+    (
+        "container_consumers:delete",
+        "rule:container_non_private_read or rule:container_project_creator or \
+         rule:container_project_admin or rule:container_acl_read",
+    ),
 ];
 
 #[cfg(test)]
@@ -236,7 +296,7 @@ mod tests {
                 assert!(QUEENS.iter().any(|(n, _)| *n == r), "{name} -> {r}");
             }
         }
-        assert_eq!(QUEENS.len(), 73);
+        assert_eq!(QUEENS.len(), 78);
     }
 
     fn collect_refs<'a>(rule: &'a Rule, out: &mut Vec<&'a str>) {
@@ -505,5 +565,68 @@ mod tests {
         ));
         // No rule and no `default` rule: denied.
         assert!(!policy.check("no:such_action", &caller("admin"), &none));
+    }
+
+    #[test]
+    fn secret_meta_rules_look_at_the_secret() {
+        // Barbican 14's fix: Queens' `rule:admin_or_creator` let a creator
+        // of any project write any secret's metadata.
+        let policy = Policy::barbican_queens();
+        let project = ProjectId::new("project-a").unwrap();
+        let elsewhere = ProjectId::new("project-b").unwrap();
+        let owner = UserId::new("owner").unwrap();
+        let open = Target::entity(Entity::Secret, &project, &owner).with_read_acl(
+            Entity::Secret,
+            false,
+            Some(true),
+        );
+        let private = Target::entity(Entity::Secret, &project, &owner).with_read_acl(
+            Entity::Secret,
+            false,
+            Some(false),
+        );
+        let foreign = Target::entity(Entity::Secret, &elsewhere, &owner).with_read_acl(
+            Entity::Secret,
+            false,
+            Some(true),
+        );
+        for write in ["secret_meta:post", "secret_meta:put", "secret_meta:delete"] {
+            assert!(policy.check(write, &caller("creator"), &open), "{write}");
+            assert!(
+                !policy.check(write, &caller("creator"), &private),
+                "{write}"
+            );
+            assert!(
+                !policy.check(write, &caller("creator"), &foreign),
+                "{write}"
+            );
+            assert!(!policy.check(write, &caller("observer"), &open), "{write}");
+            assert!(policy.check(write, &caller("admin"), &private), "{write}");
+        }
+        assert!(policy.check("secret_meta:get", &caller("audit"), &open));
+        assert!(!policy.check("secret_meta:get", &caller("admin"), &foreign));
+        let container = Target::entity(Entity::Container, &project, &owner).with_read_acl(
+            Entity::Container,
+            false,
+            Some(true),
+        );
+        let foreign_container = Target::entity(Entity::Container, &elsewhere, &owner)
+            .with_read_acl(Entity::Container, false, Some(true));
+        for action in [
+            "container_consumers:get",
+            "container_consumers:post",
+            "container_consumers:delete",
+        ] {
+            assert!(
+                policy.check(action, &caller("audit"), &container),
+                "{action}"
+            );
+            assert!(
+                !policy.check(action, &caller("admin"), &foreign_container),
+                "{action}"
+            );
+        }
+        assert!(policy.check("container_secret:post", &caller("creator"), &container));
+        assert!(!policy.check("container_secret:post", &caller("observer"), &container));
     }
 }

@@ -89,6 +89,7 @@ fn outcome_name(kind: ErrorKind) -> &'static str {
         ErrorKind::PermissionDenied => "denied",
         ErrorKind::InvalidInput | ErrorKind::TooLarge => "invalid",
         ErrorKind::Conflict => "conflict",
+        ErrorKind::QuotaExceeded => "quota",
         _ => "error",
     }
 }

@@ -4,20 +4,23 @@
 use crate::catalog::Write;
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::model::{Consumer, SecretId};
+use crate::model::{Consumer, Page, QuotaResource, SecretId};
 
 use super::audit::audited;
-use super::{SecretStore, secret_target};
+use super::{ListQuery, SecretStore, secret_target};
 
 impl SecretStore {
-    /// Registers a consumer on a secret (idempotent).
+    /// Registers a consumer on a secret (idempotent). Counted against the
+    /// consumers quota of the secret's project.
     pub fn add_consumer(&self, ctx: &Context, id: &SecretId, consumer: Consumer) -> Result<()> {
         audited(ctx, "secret_consumers:post", id, || {
             validate_consumer(&consumer)?;
             let row = self.visible_secret(ctx, id, false)?;
             self.authorize("secret_consumers:post", ctx, &secret_target(ctx, &row))?;
-            self.catalog
-                .apply(vec![Write::AddConsumer { id: *id, consumer }])
+            let quota = self.quota_guard(&row.meta.project_id, QuotaResource::Consumers)?;
+            let mut batch = vec![Write::AddConsumer { id: *id, consumer }];
+            batch.extend(quota);
+            self.catalog.apply(batch)
         })
     }
 
@@ -28,6 +31,37 @@ impl SecretStore {
             self.authorize("secret_consumers:delete", ctx, &secret_target(ctx, &row))?;
             self.catalog
                 .apply(vec![Write::RemoveConsumer { id: *id, consumer }])
+        })
+    }
+
+    /// One page of a secret's consumers (`secret_consumers:get`), paged as
+    /// Barbican pages (`limit` clamped to 1..=100, default 10), in
+    /// (service, resource type, resource id) order.
+    pub fn list_consumers(
+        &self,
+        ctx: &Context,
+        id: &SecretId,
+        limit: Option<i64>,
+        offset: Option<i64>,
+    ) -> Result<Page<Consumer>> {
+        let all = self.consumers(ctx, id)?;
+        let q = ListQuery {
+            limit,
+            offset,
+            ..Default::default()
+        };
+        let (limit, offset) = (q.effective_limit(), q.effective_offset());
+        let total = all.len() as u64;
+        let items = all
+            .into_iter()
+            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+            .take(limit as usize)
+            .collect();
+        Ok(Page {
+            items,
+            total,
+            limit,
+            offset,
         })
     }
 

@@ -21,7 +21,8 @@ use crate::config::{Config, DEFAULT_MAX_PAYLOAD_BYTES};
 use crate::context::Context;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{
-    BackendId, ContentType, ProjectId, SecretId, SecretMeta, SecretType, Status, Timestamp, UserId,
+    BackendId, ContentType, ProjectId, Quotas, SecretId, SecretMeta, SecretType, Status, Timestamp,
+    UserId,
 };
 use crate::payload::PayloadRules;
 use crate::policy::{Entity, Policy, Target};
@@ -29,17 +30,23 @@ use crate::policy::{Entity, Policy, Target};
 mod acl;
 mod audit;
 mod consumers;
+mod containers;
 mod list;
+mod metadata;
 pub(crate) mod migrated;
 mod operator;
 mod orders;
 mod project_backend;
+mod quotas;
 mod secrets;
 
 pub use audit::AUDIT_TARGET;
+pub use containers::{ContainerQuery, NewContainer};
 pub use list::{DEFAULT_LIMIT, ListQuery, MAX_LIMIT};
+pub use metadata::MAX_METADATUM_LEN;
 pub use operator::{Operator, SecretsCheck, StoreReport};
 pub use orders::{KeyOrder, KeyPairOrder};
+pub use quotas::QUOTA_REACHED_CLIENT_MESSAGE;
 pub use secrets::NewSecret;
 
 /// The facade. Cheap to share: wrap it in an `Arc` or clone the pieces.
@@ -53,6 +60,7 @@ pub struct SecretStore {
     policy: Policy,
     payload_rules: PayloadRules,
     endpoint: String,
+    default_quotas: Quotas,
 }
 
 /// Builds a [`SecretStore`] from explicit parts.
@@ -63,6 +71,7 @@ pub struct StoreBuilder {
     policy: Option<Policy>,
     max_payload_bytes: usize,
     endpoint: String,
+    default_quotas: Quotas,
 }
 
 impl StoreBuilder {
@@ -91,6 +100,13 @@ impl StoreBuilder {
 
     pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
         self.endpoint = endpoint.into();
+        self
+    }
+
+    /// The quotas of projects that have none of their own (Barbican's
+    /// `[quotas] quota_*`; unlimited unless set).
+    pub fn default_quotas(mut self, quotas: Quotas) -> Self {
+        self.default_quotas = quotas;
         self
     }
 
@@ -150,6 +166,7 @@ impl StoreBuilder {
                 max_bytes: self.max_payload_bytes,
             },
             endpoint: self.endpoint.trim_end_matches('/').to_owned(),
+            default_quotas: self.default_quotas,
         })
     }
 }
@@ -164,12 +181,13 @@ impl SecretStore {
             policy: None,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             endpoint: crate::config::DEFAULT_ENDPOINT.to_owned(),
+            default_quotas: Quotas::default(),
         }
     }
 
     /// Opens the store a [`Config`] describes.
     pub fn open(config: &Config) -> Result<Self> {
-        let catalog = catalog::open(&config.catalog_location()?)?;
+        let catalog = catalog::open(&config.catalog_location())?;
         let mut builder = SecretStore::builder(catalog.clone())
             .default_backend(config.default_backend.clone())
             .max_payload_bytes(config.max_payload_bytes)
@@ -195,6 +213,11 @@ impl SecretStore {
     /// `<endpoint>/v1/secrets/<id>`.
     pub fn secret_href(&self, id: &SecretId) -> String {
         format!("{}/v1/secrets/{id}", self.endpoint)
+    }
+
+    /// `<endpoint>/v1/containers/<id>`.
+    pub fn container_href(&self, id: &crate::model::ContainerId) -> String {
+        format!("{}/v1/containers/{id}", self.endpoint)
     }
 
     pub fn endpoint(&self) -> &str {

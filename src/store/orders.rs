@@ -8,7 +8,7 @@ use crate::context::Context;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{
     Container, ContainerId, ContainerType, ContentType, KeySpec, Order, OrderId, OrderType, Page,
-    SecretId, SecretMeta, SecretType, Status, Timestamp,
+    QuotaResource, SecretId, SecretMeta, SecretType, Status, Timestamp,
 };
 use crate::policy::{Entity, Target};
 use crate::secret::SecretBytes;
@@ -138,6 +138,7 @@ impl SecretStore {
     /// Generates a symmetric key through the project's backend and records
     /// the order (`orders:post`). Schema errors are refused with nothing
     /// written; a key the backend cannot make gives an order in ERROR.
+    /// Counted against the orders quota (as Barbican, not the secrets one).
     pub fn create_key(&self, ctx: &Context, req: &KeyOrder) -> Result<Order> {
         let id = OrderId::new_random();
         audited(ctx, "orders:post", &id, || {
@@ -188,6 +189,7 @@ impl SecretStore {
             created: now,
             updated: now,
         };
+        let quota = self.quota_guard(&ctx.project_id, QuotaResource::Orders)?;
         let backend = self.backend_for_project(&ctx.project_id)?;
         let meta = SecretMeta {
             id: SecretId::new_random(),
@@ -213,8 +215,9 @@ impl SecretStore {
         if backend.serves_fixed_id() {
             // ConfKeyManager: whatever was asked, the key is the fixed key.
             order.secret_id = Some(crate::backend::FIXED_KEY_ID);
-            self.catalog
-                .apply(vec![Write::InsertOrder(order.clone())])?;
+            let mut batch = vec![Write::InsertOrder(order.clone())];
+            batch.extend(quota);
+            self.catalog.apply(batch)?;
             return Ok(order);
         }
         let generated = symmetric_supported(&req.algorithm, req.bit_length, req.mode.as_deref())
@@ -232,6 +235,7 @@ impl SecretStore {
             Err(e) => fail_order(&mut order, &e)?,
         }
         batch.push(Write::InsertOrder(order.clone()));
+        batch.extend(quota);
         self.catalog.apply(batch)?;
         Ok(order)
     }
@@ -282,6 +286,7 @@ impl SecretStore {
             created: now,
             updated: now,
         };
+        let quota = self.quota_guard(&ctx.project_id, QuotaResource::Orders)?;
         let backend = self.backend_for_project(&ctx.project_id)?;
         let new_meta = |secret_type: SecretType, with_key_info: bool| SecretMeta {
             id: SecretId::new_random(),
@@ -347,6 +352,7 @@ impl SecretStore {
                     container_type: ContainerType::Rsa,
                     status: Status::Active,
                     secret_refs: refs,
+                    consumers: Vec::new(),
                     created: now,
                     updated: now,
                 };
@@ -356,6 +362,7 @@ impl SecretStore {
             Err(e) => fail_order(&mut order, &e)?,
         }
         batch.push(Write::InsertOrder(order.clone()));
+        batch.extend(quota);
         self.catalog.apply(batch)?;
         Ok(order)
     }
@@ -397,43 +404,6 @@ impl SecretStore {
         })
     }
 
-    /// A container of the caller's project (`container:get`).
-    pub fn container(&self, ctx: &Context, id: &ContainerId) -> Result<Container> {
-        audited(ctx, "container:get", id, || {
-            let c = self.visible_container(ctx, id)?;
-            self.authorize("container:get", ctx, &self.container_target(ctx, &c))?;
-            Ok(c)
-        })
-    }
-
-    /// The caller's project's containers (`containers:get`).
-    pub fn list_containers(
-        &self,
-        ctx: &Context,
-        limit: Option<i64>,
-        offset: Option<i64>,
-    ) -> Result<Page<Container>> {
-        audited(ctx, "containers:list", &ctx.project_id, || {
-            self.authorize("containers:get", ctx, &self.project_target(ctx))?;
-            let q = super::ListQuery {
-                limit,
-                offset,
-                ..Default::default()
-            };
-            self.catalog
-                .list_containers(&ctx.project_id, q.effective_limit(), q.effective_offset())
-        })
-    }
-
-    /// Deletes a container; its secrets stay (`container:delete`).
-    pub fn delete_container(&self, ctx: &Context, id: &ContainerId) -> Result<()> {
-        audited(ctx, "container:delete", id, || {
-            let c = self.visible_container(ctx, id)?;
-            self.authorize("container:delete", ctx, &self.container_target(ctx, &c))?;
-            self.catalog.apply(vec![Write::DeleteContainer(*id)])
-        })
-    }
-
     fn visible_order(&self, ctx: &Context, id: &OrderId) -> Result<Order> {
         match self.catalog.order(id)? {
             Some(o) if o.project_id == ctx.project_id => Ok(o),
@@ -444,26 +414,9 @@ impl SecretStore {
         }
     }
 
-    fn visible_container(&self, ctx: &Context, id: &ContainerId) -> Result<Container> {
-        match self.catalog.container(id)? {
-            Some(c) if c.project_id == ctx.project_id => Ok(c),
-            _ => Err(Error::new(
-                ErrorKind::NotFound,
-                format!("container {id} not found"),
-            )),
-        }
-    }
-
     fn order_target<'a>(&self, ctx: &'a Context, order: &'a Order) -> Target<'a> {
         Target::entity(Entity::Order, &order.project_id, &order.creator_id)
             .with_project_id(&ctx.project_id)
-    }
-
-    fn container_target<'a>(&self, ctx: &'a Context, c: &'a Container) -> Target<'a> {
-        // Container ACLs are not kept yet: the defaults (project access) apply.
-        Target::entity(Entity::Container, &c.project_id, &c.creator_id)
-            .with_project_id(&ctx.project_id)
-            .with_read_acl(Entity::Container, false, Some(true))
     }
 }
 

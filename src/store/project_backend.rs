@@ -3,7 +3,7 @@
 
 use crate::catalog::Write;
 use crate::context::Context;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::model::BackendId;
 
 use super::SecretStore;
@@ -54,6 +54,52 @@ impl SecretStore {
                 project: ctx.project_id.clone(),
                 backend: None,
             }])
+        })
+    }
+
+    /// Every configured backend (Barbican's secret stores) and the global
+    /// default (`secretstores:get`). The fixed-key backend is one of them
+    /// when configured.
+    pub fn backends(&self, ctx: &Context) -> Result<(Vec<BackendId>, BackendId)> {
+        audited(ctx, "secretstores:get", &ctx.project_id, || {
+            self.authorize("secretstores:get", ctx, &self.project_target(ctx))?;
+            Ok((
+                self.backends.keys().cloned().collect(),
+                self.default_backend.clone(),
+            ))
+        })
+    }
+
+    /// The global default backend (`secretstores:get_global_default`).
+    pub fn global_default_backend(&self, ctx: &Context) -> Result<BackendId> {
+        audited(
+            ctx,
+            "secretstores:get_global_default",
+            &ctx.project_id,
+            || {
+                self.authorize(
+                    "secretstores:get_global_default",
+                    ctx,
+                    &self.project_target(ctx),
+                )?;
+                Ok(self.default_backend.clone())
+            },
+        )
+    }
+
+    /// The caller's project's own mapping, if any
+    /// (`secretstores:get_preferred`); Barbican answers 404 without one.
+    pub fn preferred_backend(&self, ctx: &Context) -> Result<BackendId> {
+        audited(ctx, "secretstores:get_preferred", &ctx.project_id, || {
+            self.authorize("secretstores:get_preferred", ctx, &self.project_target(ctx))?;
+            self.catalog
+                .project_backend(&ctx.project_id)?
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::NotFound,
+                        "Not Found. No preferred secret store defined for this project.",
+                    )
+                })
         })
     }
 }

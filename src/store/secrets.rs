@@ -11,7 +11,8 @@ use crate::catalog::Write;
 use crate::context::Context;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{
-    ContentType, ManagedObject, Page, Payload, SecretId, SecretMeta, SecretType, Status, Timestamp,
+    ContentType, ManagedObject, Page, Payload, QuotaResource, SecretId, SecretMeta, SecretType,
+    Status, Timestamp,
 };
 use crate::payload;
 use crate::secret::SecretBytes;
@@ -193,12 +194,29 @@ impl SecretStore {
             backend.store(scope(&meta), &p.bytes)?;
             return Ok(FIXED_KEY_ID);
         }
+        let quota = self.quota_guard(&ctx.project_id, QuotaResource::Secrets)?;
         let stored = match &payload {
             Some(p) => Some(backend.store(scope(&meta), &p.bytes)?),
             None => None,
         };
-        self.catalog
-            .apply(vec![Write::InsertSecret { meta, stored }])?;
+        let kept = stored.clone();
+        let mut batch = vec![Write::InsertSecret {
+            meta: meta.clone(),
+            stored,
+        }];
+        batch.extend(quota);
+        if let Err(e) = self.catalog.apply(batch) {
+            // Another writer took the last slot since the guard: the row is
+            // not written, and a backend that keeps material elsewhere
+            // destroys what it just stored.
+            if e.kind() == ErrorKind::QuotaExceeded
+                && let Some(stored) = &kept
+                && let Err(d) = backend.delete(scope(&meta), stored)
+            {
+                tracing::warn!(secret = %id, error = %d, "backend could not destroy a refused secret's material");
+            }
+            return Err(e);
+        }
         Ok(id)
     }
 

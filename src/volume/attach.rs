@@ -14,7 +14,7 @@ use crate::model::{ManagedObject, SecretId};
 use crate::secret::SecretBytes;
 use crate::store::SecretStore;
 use crate::volume::VolumeId;
-use crate::volume::luks::{FormatOptions, LuksVolume, Pbkdf2Cost, is_luks};
+use crate::volume::luks::{Argon2Cost, FormatOptions, LuksVolume, Pbkdf2Cost, is_luks};
 use crate::volume::plain::{PlainOptions, PlainVolume};
 use crate::volume::spec::{ControlLocation, EncryptionMetadata, Provider};
 
@@ -105,8 +105,12 @@ impl fmt::Debug for LibvirtSecret {
 /// How the first attach formats a fresh volume.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct AttachOptions {
-    /// PBKDF2 cost of the key slot written by a first-attach format.
+    /// PBKDF2 cost of the LUKS1 key slot and of the master-key digest
+    /// written by a first-attach format.
     pub format_cost: Pbkdf2Cost,
+    /// Argon2id cost of the key slot when the first attach formats a
+    /// `luks2` volume (default: cryptsetup's).
+    pub luks2_cost: Argon2Cost,
 }
 
 /// An attached volume: open LUKS, and the libvirt secret to register.
@@ -131,7 +135,8 @@ pub fn fetch_passphrase(
 /// Attaches the volume held in the file at `path`, as nova's native LUKS
 /// path does: fetch the key, derive the passphrase, and open the volume.
 /// A file that is not LUKS yet is formatted with the volume type's cipher
-/// and key size (os-brick's lazy first-attach format); a LUKS volume (a
+/// and key size, as LUKS1 or, for the `luks2` provider, LUKS2 with an
+/// Argon2id key slot (os-brick's lazy first-attach format); a LUKS volume (a
 /// LUKS header at byte 0, or a LUKS2 secondary header when the primary is
 /// damaged) is opened and never formatted again, so a wrong key is an
 /// error, not a reformat. Unlike os-brick, a file that is not LUKS but
@@ -161,19 +166,15 @@ pub fn attach(
     let (volume, formatted) = if is_luks(path)? {
         (LuksVolume::open(path, &passphrase)?, false)
     } else {
-        if encryption.provider == Provider::Luks2 {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                "formatting LUKS2 is not supported; format the volume with cryptsetup",
-            )
-            .with_field("provider"));
-        }
         tracing::info!(
             volume = %volume_id,
             "{} is not a valid LUKS device; formatting device for first use",
             path.display()
         );
-        let format = FormatOptions::from_spec(&encryption.spec()?)?.with_cost(opts.format_cost);
+        let mut format = FormatOptions::from_spec(&encryption.spec()?)?.with_cost(opts.format_cost);
+        if format.argon2.is_some() {
+            format.argon2 = Some(opts.luks2_cost);
+        }
         (LuksVolume::format(path, &passphrase, &format)?, true)
     };
     Ok(Attachment {

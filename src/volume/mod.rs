@@ -6,7 +6,7 @@
 //!   backup, delete, transfer) through [`SecretStore`](crate::store::SecretStore);
 //! - [`attach`]: key -> LUKS passphrase, the libvirt secret, first-attach
 //!   format; plain-mode attach;
-//! - [`luks`]: LUKS1 format/open and LUKS2 open for a volume held in a
+//! - [`luks`]: LUKS1 and LUKS2 format/open for a volume held in a
 //!   file, and the payload read and written with AES-XTS or AES-CBC
 //!   (`essiv:sha256`, `plain64`, `plain`);
 //! - [`plain`]: dm-crypt plain mode (os-brick's `plain` provider): the key

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::common::cli::{Keywarden, Outcome, table_value};
 use crate::common::{Kind, Raw, admin};
-use keywarden::config::Config;
+use keywarden::config::{CatalogLocation, Config};
 use keywarden::model::{Acl, BackendId, Consumer, SecretId, UserId};
 use keywarden::store::{KeyOrder, KeyPairOrder, NewSecret, SecretStore};
 
@@ -15,7 +15,7 @@ const PASSWORD: &str = "hunter2-not-shown";
 
 /// A fresh schema on the test server, as a URL with a password in it.
 fn pg_catalog(kind: &Kind, dir: &Path) -> String {
-    kind.fresh_catalog(dir).replacen(
+    kind.fresh_catalog(dir).expose_text().replacen(
         "postgresql://postgres@",
         &format!("postgresql://postgres:{PASSWORD}@"),
         1,
@@ -189,7 +189,14 @@ fn catalog_copy_moves_a_whole_store_both_ways_and_verifies_it() {
     let out = ok(
         &kw,
         "kw.toml",
-        &["catalog", "copy", "--from", &config.catalog, "--to", &url],
+        &[
+            "catalog",
+            "copy",
+            "--from",
+            &config.catalog.expose_text(),
+            "--to",
+            &url,
+        ],
     );
     assert!(out.contains("19 secrets (18 with payload)"), "{out}");
     assert!(
@@ -203,7 +210,14 @@ fn catalog_copy_moves_a_whole_store_both_ways_and_verifies_it() {
     refused(
         &kw,
         "kw.toml",
-        &["catalog", "copy", "--from", &config.catalog, "--to", &url],
+        &[
+            "catalog",
+            "copy",
+            "--from",
+            &config.catalog.expose_text(),
+            "--to",
+            &url,
+        ],
         "--force",
     );
     refused(
@@ -216,7 +230,7 @@ fn catalog_copy_moves_a_whole_store_both_ways_and_verifies_it() {
     // The store now served from PostgreSQL: everything readable, ACL and
     // consumer and mapping kept.
     let sqlite_catalog = config.catalog.clone();
-    config.catalog = url.clone();
+    config.catalog = url.parse().unwrap();
     write_config(&kw, "pg.toml", &config);
     let on_pg = SecretStore::open(&config).unwrap();
     for (id, project, payload) in &written {
@@ -267,7 +281,7 @@ fn catalog_copy_moves_a_whole_store_both_ways_and_verifies_it() {
         &std::fs::metadata(kw.path("back.db")).unwrap().permissions(),
     );
     assert_eq!(mode & 0o777, 0o600, "a new SQLite catalog is private");
-    config.catalog = format!("sqlite:{}", kw.path("back.db").display());
+    config.catalog = CatalogLocation::Sqlite(kw.path("back.db"));
     let back = SecretStore::open(&config).unwrap();
     assert_eq!(
         back.payload(&admin("project-1"), &later)
@@ -295,11 +309,22 @@ fn catalog_copy_refuses_a_source_the_config_cannot_open() {
     refused(
         &kw,
         "other.toml",
-        &["catalog", "copy", "--from", &config.catalog, "--to", &url],
+        &[
+            "catalog",
+            "copy",
+            "--from",
+            &config.catalog.expose_text(),
+            "--to",
+            &url,
+        ],
         "Integrity",
     );
     // Nothing was written: the schema was not even made.
-    let mut raw = Raw::open(&url.replacen(&format!(":{PASSWORD}"), "", 1));
+    let mut raw = Raw::open(
+        &url.replacen(&format!(":{PASSWORD}"), "", 1)
+            .parse()
+            .unwrap(),
+    );
     let e = raw.exec("SELECT 1 FROM secrets").unwrap_err();
     assert!(e.contains("does not exist"), "{e}");
 }

@@ -229,6 +229,57 @@ fn cbc_format_and_the_overwrite_flag() {
 }
 
 #[test]
+fn luks2_volumes_format_dump_and_check() {
+    let kw = Keywarden::new();
+    let key = new_key(&kw);
+    let vol = kw.path("l2.img");
+    let v = vol.to_str().unwrap();
+    sized_file(&vol, 4 << 20);
+    let base = ["volume", "format", v, "--key", &key, "--type", "luks2"];
+    kw.refused(
+        &[&base[..], &["--pbkdf", "scrypt"]].concat(),
+        "expected argon2id or pbkdf2",
+    );
+    kw.refused(
+        &["volume", "format", v, "--key", &key, "--type", "luks3"],
+        "expected luks1 or luks2",
+    );
+    let out = kw.ok(&[
+        &base[..],
+        &[
+            "--argon2-time",
+            "1",
+            "--argon2-memory-kib",
+            "64",
+            "--sector-size",
+            "4096",
+            "--cipher",
+            "aes-cbc-essiv:sha256",
+        ],
+    ]
+    .concat());
+    assert!(out.contains("| Version        | 2"), "{out}");
+    assert!(out.contains("aes-cbc-essiv:sha256"), "{out}");
+    let dump = kw.ok(&["volume", "dump", v]);
+    for field in [
+        "Version:       \t2",
+        "PBKDF:      argon2id",
+        "sector: 4096 [bytes]",
+    ] {
+        assert!(dump.contains(field), "{field} missing: {dump}");
+    }
+    kw.ok(&["volume", "check", v, "--key", &key]);
+    kw.refused_unchanged(
+        &[
+            &base[..],
+            &["--pbkdf", "pbkdf2", "--pbkdf2-iterations", "1000"],
+        ]
+        .concat(),
+        "already a LUKS volume",
+    );
+}
+
+#[test]
 fn plain_volumes_write_and_read_back() {
     let kw = Keywarden::new();
     let key = new_key(&kw);

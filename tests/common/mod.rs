@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use keywarden::backend::{MasterKek, SimpleCrypto};
 use keywarden::catalog::Catalog;
-use keywarden::config::Config;
+use keywarden::config::{CatalogLocation, Config};
 use keywarden::context::Context;
 use keywarden::model::{BackendId, ProjectId, UserId};
 use keywarden::store::SecretStore;
@@ -224,11 +224,11 @@ impl Kind {
     }
 
     /// A new, empty catalog of this kind: the `catalog =` value for it.
-    pub fn fresh_catalog(&self, dir: &Path) -> String {
+    pub fn fresh_catalog(&self, dir: &Path) -> CatalogLocation {
         match self {
             Kind::Sqlite => {
                 let name = format!("{}.db", uuid::Uuid::new_v4().simple());
-                format!("sqlite:{}", dir.join(name).display())
+                CatalogLocation::Sqlite(dir.join(name))
             }
             Kind::Postgres(server) => {
                 let schema = format!("kw_{}", uuid::Uuid::new_v4().simple());
@@ -238,6 +238,8 @@ impl Kind {
                     .batch_execute(&format!("CREATE SCHEMA {schema}"))
                     .expect("create a test schema");
                 with_search_path(server, &schema)
+                    .parse()
+                    .expect("a PostgreSQL URL")
             }
         }
     }
@@ -299,7 +301,7 @@ impl Fixture {
 
     /// Another handle on the fixture's catalog, as a second instance opens it.
     pub fn catalog(&self) -> Arc<dyn Catalog> {
-        keywarden::catalog::open(&self.config.catalog_location().unwrap()).expect("open catalog")
+        keywarden::catalog::open(&self.config.catalog_location()).expect("open catalog")
     }
 
     /// Row count of a table, read straight from the catalog.
@@ -337,11 +339,13 @@ pub enum Raw {
 }
 
 impl Raw {
-    pub fn open(catalog: &str) -> Raw {
-        match catalog.strip_prefix("sqlite:") {
-            Some(path) => Raw::Sqlite(rusqlite::Connection::open(path).expect("open raw")),
-            None => Raw::Postgres(
-                postgres::Client::connect(catalog, postgres::NoTls).expect("connect raw"),
+    pub fn open(catalog: &CatalogLocation) -> Raw {
+        match catalog {
+            CatalogLocation::Sqlite(path) => {
+                Raw::Sqlite(rusqlite::Connection::open(path).expect("open raw"))
+            }
+            CatalogLocation::Postgres(url) => Raw::Postgres(
+                postgres::Client::connect(url.expose_url(), postgres::NoTls).expect("connect raw"),
             ),
         }
     }

@@ -27,7 +27,7 @@ pub fn init(config_path: &Path, database: &Path, endpoint: &str) -> CliResult<St
     let mut config = Config::generate(database)?;
     config.endpoint = endpoint.trim_end_matches('/').to_owned();
     if let Some(url) = crate::catalog::url_argument(database) {
-        config.catalog = url;
+        config.catalog = url?;
     }
     #[allow(unused_mut)] // appended to only with the `server` feature
     let mut text = config.to_toml();
@@ -35,7 +35,7 @@ pub fn init(config_path: &Path, database: &Path, endpoint: &str) -> CliResult<St
     text.push_str(keywarden::server::config::INIT_SECTION);
     // Re-read through the normal path so relative paths resolve as they will later.
     let parsed = Config::from_toml(&text, config_path.parent())?;
-    let db = match parsed.catalog_location()? {
+    let db = match parsed.catalog_location() {
         CatalogLocation::Sqlite(db) => db,
         shared => return crate::catalog::init_shared(config_path, &parsed, &shared, &text),
     };
@@ -59,7 +59,7 @@ pub fn init(config_path: &Path, database: &Path, endpoint: &str) -> CliResult<St
     Ok(format!(
         "Wrote {} (mode 0600; it holds the master KEK: back it up and keep it secret)\nCreated database {}\n",
         config_path.display(),
-        parsed.catalog_location()?
+        parsed.catalog_location()
     ))
 }
 
@@ -72,7 +72,7 @@ pub fn backup(config_path: &Path, output: &Path) -> CliResult<String> {
         )));
     }
     let (config, _store) = open_store(config_path)?;
-    let location = config.catalog_location()?;
+    let location = config.catalog_location();
     progress("Backing up the catalog…");
     // Created private and empty: VACUUM INTO writes into an empty file.
     write_new_private_file(output, b"")?;
@@ -111,7 +111,7 @@ pub fn restore(config: &Config, backup: &Path, force: bool) -> CliResult<String>
             backup.display()
         )));
     }
-    let location = config.catalog_location()?;
+    let location = config.catalog_location();
     // Check the backup on a scratch copy: the backup file itself stays untouched.
     let scratch = match &location {
         CatalogLocation::Sqlite(db) => scratch_path(db, "restore-check"),
@@ -290,7 +290,7 @@ pub fn check(config_path: &Path) -> CliResult<String> {
     let c = &report.counts;
     let mut out = format!(
         "Catalog {}: schema ok\nSecrets: {} ({} with payload, all authenticated)\nOrders: {}\nContainers: {}\nConsumers: {}\nProject KEKs: {}\n",
-        config.catalog_location()?,
+        config.catalog_location(),
         c.secrets,
         c.secrets_with_payload,
         c.orders,

@@ -117,7 +117,7 @@ fn store_over(config: &Config, catalog: Arc<dyn Catalog>) -> CliResult<SecretSto
 /// Refuses a catalog nobody made: a missing SQLite file, or a PostgreSQL
 /// database without a keywarden schema (only `init` and `restore` make one).
 pub fn require_existing(config: &Config) -> CliResult<()> {
-    match config.catalog_location()? {
+    match config.catalog_location() {
         CatalogLocation::Sqlite(db) if !db.exists() => Err(Failure::Usage(format!(
             "database {} does not exist; restore a backup or run `keywarden init` with a new config",
             db.display()
@@ -131,9 +131,9 @@ pub fn require_existing(config: &Config) -> CliResult<()> {
 }
 
 /// `init --database postgresql://…` names a shared catalog, not a file.
-pub fn url_argument(database: &Path) -> Option<String> {
+pub fn url_argument(database: &Path) -> Option<keywarden::Result<CatalogLocation>> {
     let text = database.to_str()?;
-    (text.starts_with("postgres://") || text.starts_with("postgresql://")).then(|| text.to_owned())
+    (text.starts_with("postgres://") || text.starts_with("postgresql://")).then(|| text.parse())
 }
 
 /// `keywarden init` for a shared catalog: the database must exist and hold

@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use keywarden::model::SecretId;
 use keywarden::secret::SecretBytes;
-use keywarden::volume::luks::{FormatOptions, LuksHeader, LuksVolume, Pbkdf2Cost};
+use keywarden::volume::luks::{
+    Argon2Cost, FormatOptions, LuksHeader, LuksVersion, LuksVolume, Pbkdf2Cost,
+};
 use keywarden::volume::{
     BlockMode, CipherSpec, EncryptionSpec, PlainHash, PlainOptions, PlainVolume, fetch_passphrase,
 };
@@ -25,7 +27,8 @@ pub enum VolumeCommand {
     /// a passphrase secret as it is). No newline unless stdout is a
     /// terminal, so it can be piped to `cryptsetup --key-file=-`.
     Passphrase { key: String },
-    /// Format FILE as LUKS1 with the key's passphrase in key slot 0.
+    /// Format FILE as LUKS1 (or LUKS2 with --type luks2) with the key's
+    /// passphrase in key slot 0.
     /// Refuses a file that is already LUKS (a header at byte 0 or a LUKS2
     /// secondary header) or holds data where the header goes, unless
     /// --danger-overwrite-existing-data.
@@ -46,6 +49,22 @@ pub enum VolumeCommand {
         /// measured on this machine, as cryptsetup does).
         #[arg(long = "pbkdf2-iterations")]
         pbkdf2_iterations: Option<u32>,
+        /// luks1 or luks2 (cryptsetup's --type).
+        #[arg(long = "type", default_value = "luks1")]
+        luks_type: String,
+        /// LUKS2 key slot KDF: argon2id (cryptsetup's LUKS2 default: 1 GiB,
+        /// 4 passes) or pbkdf2.
+        #[arg(long, default_value = "argon2id")]
+        pbkdf: String,
+        /// LUKS2 Argon2id passes (cryptsetup's --pbkdf-force-iterations).
+        #[arg(long = "argon2-time")]
+        argon2_time: Option<u32>,
+        /// LUKS2 Argon2id memory in KiB (cryptsetup's --pbkdf-memory).
+        #[arg(long = "argon2-memory-kib")]
+        argon2_memory_kib: Option<u32>,
+        /// LUKS2 encryption sector size: 512 to 4096.
+        #[arg(long = "sector-size", default_value_t = 512)]
+        sector_size: u32,
         /// Format even over a LUKS header or other data, destroying it.
         #[arg(long = "danger-overwrite-existing-data")]
         overwrite: bool,
@@ -196,8 +215,38 @@ pub fn run(cli: &Cli, cmd: &VolumeCommand) -> CliResult<String> {
             cipher,
             key_size,
             pbkdf2_iterations,
+            luks_type,
+            pbkdf,
+            argon2_time,
+            argon2_memory_kib,
+            sector_size,
             overwrite,
         } => {
+            let version = match luks_type.as_str() {
+                "luks1" | "luks" => LuksVersion::Luks1,
+                "luks2" => LuksVersion::Luks2,
+                other => {
+                    return Err(Failure::Usage(format!(
+                        "--type {other:?}: expected luks1 or luks2"
+                    )));
+                }
+            };
+            let argon2 = match (version, pbkdf.as_str()) {
+                (LuksVersion::Luks1, _) | (_, "pbkdf2") => None,
+                (LuksVersion::Luks2, "argon2id") => {
+                    let default = Argon2Cost::default();
+                    Some(Argon2Cost {
+                        time: argon2_time.unwrap_or(default.time),
+                        memory_kib: argon2_memory_kib.unwrap_or(default.memory_kib),
+                        cpus: default.cpus,
+                    })
+                }
+                (_, other) => {
+                    return Err(Failure::Usage(format!(
+                        "--pbkdf {other:?}: expected argon2id or pbkdf2"
+                    )));
+                }
+            };
             let cipher: CipherSpec = cipher.parse()?;
             let bits = key_size.unwrap_or(match cipher.mode {
                 BlockMode::Xts => 512,
@@ -216,9 +265,12 @@ pub fn run(cli: &Cli, cmd: &VolumeCommand) -> CliResult<String> {
                 None => Pbkdf2Cost::default(),
             };
             let mut opts = FormatOptions::default()
+                .with_version(version)
                 .with_cipher(cipher)
                 .with_key_bytes(bits as usize / 8)
-                .with_cost(cost);
+                .with_cost(cost)
+                .with_argon2(argon2);
+            opts.sector_size = *sector_size;
             if *overwrite {
                 opts = opts.danger_overwrite_existing_data();
             }

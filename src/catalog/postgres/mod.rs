@@ -25,7 +25,6 @@
 //! [`Db`](crate::catalog::sql::Db) (`write.rs` here).
 
 use std::fmt;
-use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use ::postgres::IsolationLevel;
@@ -48,7 +47,7 @@ mod schema;
 mod write;
 
 use error::Fail;
-use pool::{Pool, PoolState};
+use pool::ConnPool;
 use schema::migrate;
 use write::{Session, insert_in_bulk};
 
@@ -84,7 +83,7 @@ impl Default for PostgresOptions {
 pub struct PostgresCatalog {
     url: PostgresUrl,
     options: PostgresOptions,
-    pool: Pool,
+    pool: ConnPool,
 }
 
 impl PostgresCatalog {
@@ -152,17 +151,12 @@ impl PostgresCatalog {
         }
         Ok(PostgresCatalog {
             url: url.clone(),
-            pool: Pool {
+            pool: ConnPool::new(
                 config,
-                state: Mutex::new(PoolState {
-                    idle: Vec::new(),
-                    open: 0,
-                }),
-                freed: Condvar::new(),
-                max: options.max_connections.max(1),
-                checkout_timeout: options.checkout_timeout,
-                shown: url.redacted().to_owned(),
-            },
+                options.max_connections,
+                options.checkout_timeout,
+                url.redacted().to_owned(),
+            ),
             options,
         })
     }
@@ -184,11 +178,7 @@ impl PostgresCatalog {
 
     fn run_migrations(&self) -> Result<()> {
         let mut conn = self.pool.checkout()?;
-        let out = migrate(&mut conn.get().client);
-        if out.is_err() {
-            conn.discard_if_broken();
-        }
-        out.map_err(Fail::into_error)
+        migrate(&mut conn.client).map_err(Fail::into_error)
     }
 }
 
@@ -196,7 +186,7 @@ impl fmt::Debug for PostgresCatalog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PostgresCatalog")
             .field("url", &self.url)
-            .field("max_connections", &self.pool.max)
+            .field("max_connections", &self.pool.max())
             .finish_non_exhaustive()
     }
 }
@@ -237,7 +227,7 @@ impl Catalog for PostgresCatalog {
         // A read-only snapshot: writers carry on meanwhile. Not retried: the
         // sink has seen rows by the time anything could fail.
         let mut conn = self.pool.checkout()?;
-        let c = conn.get();
+        let c = &mut *conn;
         let result = (|| -> Result<(), Fail> {
             let mut tx = c
                 .client
@@ -253,15 +243,12 @@ impl Catalog for PostgresCatalog {
             tx.commit()?;
             Ok(())
         })();
-        if result.is_err() {
-            conn.discard_if_broken();
-        }
         result.map_err(Fail::into_error)
     }
 
     fn replace_with(&self, rows: &mut RecordSource<'_>) -> Result<()> {
         let mut conn = self.pool.checkout()?;
-        let c = conn.get();
+        let c = &mut *conn;
         let result = (|| -> Result<(), Fail> {
             let mut tx = c.client.transaction()?;
             let mut db = Session {
@@ -279,9 +266,6 @@ impl Catalog for PostgresCatalog {
             tx.commit()?;
             Ok(())
         })();
-        if result.is_err() {
-            conn.discard_if_broken();
-        }
         result.map_err(Fail::into_error)
     }
 }

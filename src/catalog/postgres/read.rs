@@ -22,7 +22,7 @@ impl PostgresCatalog {
             attempt += 1;
             let mut conn = self.pool.checkout()?;
             let out = {
-                let c = conn.get();
+                let c = &mut *conn;
                 body(&mut Session {
                     client: &mut c.client,
                     cache: &mut c.cache,
@@ -40,7 +40,6 @@ impl PostgresCatalog {
                             continue;
                         }
                     }
-                    conn.discard_if_broken();
                     return Err(pg_error(e));
                 }
             }

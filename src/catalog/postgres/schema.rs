@@ -11,6 +11,8 @@ use crate::error::{Error, ErrorKind};
 pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0001_initial.sql"),
     include_str!("../migrations/postgres/0002_secrets_by_kek.sql"),
+    include_str!("../migrations/postgres/0003_metadata_quotas_container_consumers.sql"),
+    include_str!("../migrations/postgres/0004_container_acls.sql"),
 ];
 
 pub(crate) fn migrate(client: &mut Client) -> Result<(), Fail> {

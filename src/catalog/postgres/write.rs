@@ -89,15 +89,12 @@ impl PostgresCatalog {
             attempt += 1;
             let mut conn = self.pool.checkout()?;
             let (out, committing) = {
-                let c = conn.get();
+                let c = &mut *conn;
                 run_transaction(&mut c.client, &mut c.cache, isolation, &mut body)
             };
             let e = match out {
                 Ok(v) => return Ok(v),
-                Err(Fail::Kw(e)) => {
-                    conn.discard_if_broken();
-                    return Err(e);
-                }
+                Err(Fail::Kw(e)) => return Err(e),
                 Err(Fail::Pg(e)) => e,
             };
             if is_connection_error(&e) {
@@ -116,7 +113,6 @@ impl PostgresCatalog {
                 }
                 return Err(pg_error(e));
             }
-            conn.discard_if_broken();
             if is_serialization_failure(&e) {
                 if attempt <= self.options.serialization_retries {
                     drop(conn);

@@ -51,7 +51,7 @@ impl HashSpec {
         }
     }
 
-    fn digest_len(self) -> usize {
+    pub(crate) fn digest_len(self) -> usize {
         match self {
             HashSpec::Sha1 => 20,
             HashSpec::Sha256 => 32,

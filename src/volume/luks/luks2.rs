@@ -1,8 +1,8 @@
-//! Opening LUKS2 volumes that cryptsetup made: the binary header, its
+//! Opening LUKS2 volumes (cryptsetup's or ours): the binary header, its
 //! checksum, the JSON metadata, pbkdf2 and argon2 key slots, the digest
-//! and the crypt segment. We open and use LUKS2 volumes; we do not write
-//! their metadata (formatting, adding or removing key slots is
-//! `Unsupported`).
+//! and the crypt segment. Formatting is `luks2_format.rs`; changing the
+//! key slots of a LUKS2 volume (adding or removing a passphrase) is
+//! `Unsupported`.
 
 use std::fmt;
 use std::fs::File;
@@ -18,12 +18,12 @@ use crate::secret::SecretBytes;
 use crate::volume::luks::crypto::{HashSpec, SectorCipher, af_merge};
 use crate::volume::luks::payload::Payload;
 use crate::volume::luks::{
-    KdfLimits, LuksHeader, LuksVolume, MAGIC, SECTOR, read_exact_at, truncated,
+    Argon2Cost, KdfLimits, LuksHeader, LuksVolume, MAGIC, SECTOR, read_exact_at, truncated,
 };
 use crate::volume::spec::CipherSpec;
 
-const BINARY_LEN: usize = 4096;
-const SECONDARY_MAGIC: [u8; 6] = *b"SKUL\xba\xbe";
+pub(crate) const BINARY_LEN: usize = 4096;
+pub(crate) const SECONDARY_MAGIC: [u8; 6] = *b"SKUL\xba\xbe";
 const MAX_ARGON2_CPUS: u32 = 16;
 /// Where a secondary header can stand: right after a primary of each size
 /// cryptsetup writes (16 KiB to 4 MiB), the offsets cryptsetup itself
@@ -204,7 +204,7 @@ impl Luks2Header {
 pub(crate) fn read_only(what: &str) -> Error {
     Error::new(
         ErrorKind::Unsupported,
-        format!("{what} on a LUKS2 volume is not supported (LUKS2 is opened, not written)"),
+        format!("{what} on a LUKS2 volume is not supported (use cryptsetup for LUKS2 key slots)"),
     )
 }
 
@@ -349,11 +349,12 @@ fn unlock_slot(
                     ));
                 }
             };
-            let params = argon2::Params::new(*memory_kib, *time, *cpus, Some(area_key.len()))
-                .map_err(|_| corrupt("kdf", "argon2 parameters out of range"))?;
-            argon2::Argon2::new(algorithm, argon2::Version::V0x13, params)
-                .hash_password_into(passphrase.expose_secret(), salt, &mut area_key)
-                .map_err(|_| corrupt("kdf", "argon2 parameters out of range"))?;
+            let cost = Argon2Cost {
+                time: *time,
+                memory_kib: *memory_kib,
+                cpus: *cpus,
+            };
+            argon2_into(algorithm, cost, passphrase, salt, &mut area_key)?;
         }
     }
     let spec: CipherSpec = slot.area_encryption.parse()?;
@@ -374,6 +375,21 @@ fn unlock_slot(
     read_exact_at(file, slot.area_offset, &mut material)?;
     SectorCipher::new(&area_key, spec, 512)?.decrypt(&mut material, 0)?;
     Ok(af_merge(&material, slot.key_size, slot.af_stripes, hash))
+}
+
+/// Argon2 (version 1.3, as LUKS2 uses it) of `passphrase` into `out`.
+pub(crate) fn argon2_into(
+    algorithm: argon2::Algorithm,
+    cost: Argon2Cost,
+    passphrase: &SecretBytes,
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<()> {
+    let params = argon2::Params::new(cost.memory_kib, cost.time, cost.cpus, Some(out.len()))
+        .map_err(|_| corrupt("kdf", "argon2 parameters out of range"))?;
+    argon2::Argon2::new(algorithm, argon2::Version::V0x13, params)
+        .hash_password_into(passphrase.expose_secret(), salt, out)
+        .map_err(|_| corrupt("kdf", "argon2 parameters out of range"))
 }
 
 /// A header copy read at `at`, standing where it says it does.

@@ -1,4 +1,4 @@
-//! LUKS volumes held in a file: format and open LUKS1, open LUKS2, and
+//! LUKS volumes held in a file: format and open LUKS1 and LUKS2, and
 //! read and write the payload with AES-XTS or AES-CBC (`plain64`, `plain`,
 //! `essiv:sha256` IVs).
 //!
@@ -29,6 +29,7 @@ mod cbc;
 mod crypto;
 mod header;
 mod luks2;
+mod luks2_format;
 mod options;
 pub(crate) mod payload;
 mod xts;
@@ -36,7 +37,7 @@ mod xts;
 pub use crypto::{HashSpec, STRIPES, SectorCipher};
 pub use header::{DIGEST_LEN, HEADER_LEN, KeySlot, Luks1Header, MAGIC, SALT_LEN, SECTOR, SLOTS};
 pub use luks2::{Luks2Header, Luks2Kdf, Luks2Keyslot, Luks2Segment};
-pub use options::{FormatOptions, KdfLimits, Pbkdf2Cost};
+pub use options::{Argon2Cost, FormatOptions, KdfLimits, LuksVersion, Pbkdf2Cost};
 
 use crypto::{af_merge, af_split};
 use payload::Payload;
@@ -114,7 +115,8 @@ pub struct LuksVolume {
 }
 
 impl LuksVolume {
-    /// Formats the file at `path` as LUKS1 with `passphrase` in key slot 0.
+    /// Formats the file at `path` as LUKS1 or LUKS2 (`opts.version`) with
+    /// `passphrase` in key slot 0.
     ///
     /// Refuses (`Conflict`) a file that already holds a LUKS header at
     /// byte 0 or at a LUKS2 secondary-header offset, or any non-zero byte
@@ -139,90 +141,10 @@ impl LuksVolume {
         }
         // Fails early on a key length the cipher does not take.
         SectorCipher::new(&vec![0u8; opts.key_bytes], opts.cipher, 512)?;
-        let key_bytes = opts.key_bytes as u64;
-        let slot_sectors = (key_bytes * u64::from(STRIPES))
-            .div_ceil(SECTOR)
-            .next_multiple_of(KEYSLOT_ALIGN_SECTORS);
-        let slots_end = KEYSLOT_ALIGN_SECTORS + SLOTS as u64 * slot_sectors;
-        let align = u64::from(opts.align_sectors.max(1));
-        let payload_offset = slots_end.next_multiple_of(align);
-        if len < (payload_offset + 1) * SECTOR {
-            return Err(Error::invalid(
-                "volume",
-                format!(
-                    "{} bytes is too small for a LUKS1 volume with a {}-byte key: need more than {} bytes",
-                    len,
-                    key_bytes,
-                    payload_offset * SECTOR
-                ),
-            ));
+        match opts.version {
+            LuksVersion::Luks1 => format_v1(file, len, passphrase, opts, path),
+            LuksVersion::Luks2 => luks2_format::format(file, len, passphrase, opts, path),
         }
-        let payload_offset = u32::try_from(payload_offset)
-            .map_err(|_| Error::invalid("align_sectors", "payload offset out of range"))?;
-        if !opts.overwrite {
-            refuse_existing_data(&mut file, u64::from(payload_offset) * SECTOR, path)?;
-        }
-
-        let master_key = match &opts.master_key {
-            Some(k) => k.clone(),
-            None => SecretBytes::random(opts.key_bytes)?,
-        };
-        let (slot_iterations, digest_iterations) = resolve_cost(opts.cost, opts.hash);
-        let mut digest_salt = [0u8; SALT_LEN];
-        crate::crypto::fill_random(&mut digest_salt)?;
-        let mut digest = [0u8; DIGEST_LEN];
-        opts.hash.pbkdf2(
-            master_key.expose_secret(),
-            &digest_salt,
-            digest_iterations,
-            &mut digest,
-        );
-        let mut slots = std::array::from_fn(|i| KeySlot {
-            active: false,
-            iterations: 0,
-            salt: [0; SALT_LEN],
-            key_material_offset: (KEYSLOT_ALIGN_SECTORS + i as u64 * slot_sectors) as u32,
-            stripes: STRIPES,
-        });
-        let (slot0, material) = seal_key_slot(
-            &master_key,
-            passphrase,
-            slots[0],
-            opts.hash,
-            opts.cipher,
-            slot_iterations,
-        )?;
-        slots[0] = slot0;
-        let header = Luks1Header::new(
-            opts.cipher.cipher_name(),
-            opts.cipher.cipher_mode(),
-            opts.hash.as_str(),
-            payload_offset,
-            opts.key_bytes as u32,
-            digest,
-            digest_salt,
-            digest_iterations,
-            &uuid::Uuid::new_v4().hyphenated().to_string(),
-            slots,
-        )?;
-
-        // Header area: header, zeroed key-slot areas, slot 0's material.
-        let mut area = vec![0u8; header.payload_start() as usize];
-        area[..HEADER_LEN].copy_from_slice(&header.to_bytes());
-        let at = u64::from(slot0.key_material_offset) * SECTOR;
-        area[at as usize..at as usize + material.len()].copy_from_slice(&material);
-        write_at(&mut file, 0, &area, path)?;
-        file.sync_data().map_err(|e| io_error("sync", path, e))?;
-        tracing::info!(volume = %path.display(), uuid = header.uuid(), "formatted LUKS1 volume");
-
-        let cipher = SectorCipher::new(master_key.expose_secret(), opts.cipher, 512)?;
-        let payload_start = header.payload_start();
-        Ok(LuksVolume {
-            payload: Payload::new(file, cipher, payload_start, len - payload_start, 0)?,
-            header: LuksHeader::V1(Box::new(header)),
-            master_key,
-            opened_slot: 0,
-        })
     }
 
     /// Opens the LUKS1 or LUKS2 volume at `path` with `passphrase`, trying
@@ -406,6 +328,115 @@ impl fmt::Debug for LuksVolume {
             .field("opened_slot", &self.opened_slot)
             .finish_non_exhaustive()
     }
+}
+
+/// LUKS1: the header, key slot 0 and the payload from the first aligned
+/// sector after the key-slot areas.
+fn format_v1(
+    mut file: File,
+    len: u64,
+    passphrase: &SecretBytes,
+    opts: &FormatOptions,
+    path: &Path,
+) -> Result<LuksVolume> {
+    if opts.sector_size != 512 {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            "LUKS1 encrypts 512-byte sectors only; a larger sector size needs LUKS2",
+        )
+        .with_field("sector_size"));
+    }
+    let key_bytes = opts.key_bytes as u64;
+    let slot_sectors = (key_bytes * u64::from(STRIPES))
+        .div_ceil(SECTOR)
+        .next_multiple_of(KEYSLOT_ALIGN_SECTORS);
+    let slots_end = KEYSLOT_ALIGN_SECTORS + SLOTS as u64 * slot_sectors;
+    let align = u64::from(opts.align_sectors.max(1));
+    let payload_offset = slots_end.next_multiple_of(align);
+    check_room(len, payload_offset * SECTOR, SECTOR, "LUKS1", opts)?;
+    let payload_offset = u32::try_from(payload_offset)
+        .map_err(|_| Error::invalid("align_sectors", "payload offset out of range"))?;
+    if !opts.overwrite {
+        refuse_existing_data(&mut file, u64::from(payload_offset) * SECTOR, path)?;
+    }
+    let master_key = opts.master_key()?;
+    let (slot_iterations, digest_iterations) = resolve_cost(opts.cost, opts.hash);
+    let mut digest_salt = [0u8; SALT_LEN];
+    crate::crypto::fill_random(&mut digest_salt)?;
+    let mut digest = [0u8; DIGEST_LEN];
+    opts.hash.pbkdf2(
+        master_key.expose_secret(),
+        &digest_salt,
+        digest_iterations,
+        &mut digest,
+    );
+    let mut slots = std::array::from_fn(|i| KeySlot {
+        active: false,
+        iterations: 0,
+        salt: [0; SALT_LEN],
+        key_material_offset: (KEYSLOT_ALIGN_SECTORS + i as u64 * slot_sectors) as u32,
+        stripes: STRIPES,
+    });
+    let (slot0, material) = seal_key_slot(
+        &master_key,
+        passphrase,
+        slots[0],
+        opts.hash,
+        opts.cipher,
+        slot_iterations,
+    )?;
+    slots[0] = slot0;
+    let header = Luks1Header::new(
+        opts.cipher.cipher_name(),
+        opts.cipher.cipher_mode(),
+        opts.hash.as_str(),
+        payload_offset,
+        opts.key_bytes as u32,
+        digest,
+        digest_salt,
+        digest_iterations,
+        &uuid::Uuid::new_v4().hyphenated().to_string(),
+        slots,
+    )?;
+
+    // Header area: header, zeroed key-slot areas, slot 0's material.
+    let mut area = vec![0u8; header.payload_start() as usize];
+    area[..HEADER_LEN].copy_from_slice(&header.to_bytes());
+    let at = u64::from(slot0.key_material_offset) * SECTOR;
+    area[at as usize..at as usize + material.len()].copy_from_slice(&material);
+    write_at(&mut file, 0, &area, path)?;
+    file.sync_data().map_err(|e| io_error("sync", path, e))?;
+    tracing::info!(volume = %path.display(), uuid = header.uuid(), "formatted LUKS1 volume");
+
+    let cipher = SectorCipher::new(master_key.expose_secret(), opts.cipher, 512)?;
+    let payload_start = header.payload_start();
+    Ok(LuksVolume {
+        payload: Payload::new(file, cipher, payload_start, len - payload_start, 0)?,
+        header: LuksHeader::V1(Box::new(header)),
+        master_key,
+        opened_slot: 0,
+    })
+}
+
+/// Refuses a file without room for the metadata (`payload_start` bytes)
+/// and one payload sector of `unit` bytes.
+fn check_room(
+    len: u64,
+    payload_start: u64,
+    unit: u64,
+    what: &str,
+    opts: &FormatOptions,
+) -> Result<()> {
+    if len < payload_start.saturating_add(unit) {
+        return Err(Error::invalid(
+            "volume",
+            format!(
+                "{len} bytes is too small for a {what} volume with a {}-byte key: need more than {payload_start} bytes",
+                opts.key_bytes
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn open_v1(
