@@ -5,21 +5,22 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Map, Value, json};
 
-use crate::model::{Container, ContainerId};
+use crate::model::{Container, ContainerId, ContainerType, SecretId};
+use crate::store::NewContainer;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, Resource};
-use super::wire::{self, Caller};
+use super::wire::{self, Body, Caller, Fields};
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
-        .route("/v1/containers", get(list))
-        .route("/v1/containers/", get(list))
+        .route("/v1/containers", get(list).post(create))
+        .route("/v1/containers/", get(list).post(create))
         .route("/v1/containers/{id}", get(read).delete(delete))
         .route("/v1/containers/{id}/", get(read).delete(delete))
 }
@@ -52,6 +53,89 @@ fn container_json(state: &AppState, c: &Container) -> Value {
         "consumers": [],
         "container_ref": state.href("containers", c.id),
     })
+}
+
+fn new_container(body: &Body) -> ApiResult<NewContainer> {
+    let map = body.json_object()?;
+    let f = Fields::new(&map, Resource::Container);
+    let schema = |m: &str, p: &str| ApiError::schema(Resource::Container, m, Some(p));
+    let container_type = match f.str("type")? {
+        Some("generic") => ContainerType::Generic,
+        Some("rsa") => ContainerType::Rsa,
+        Some("certificate") => ContainerType::Certificate,
+        Some(other) => {
+            return Err(schema(
+                &format!("'{other}' is not one of ['generic', 'rsa', 'certificate']"),
+                "type",
+            ));
+        }
+        None => return Err(schema("'type' is a required property", "type")),
+    };
+    let mut new = NewContainer::new(container_type);
+    new.name = f.str("name")?.map(str::to_owned);
+    let refs = match map.get("secret_refs") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items.clone(),
+        Some(v) => {
+            return Err(schema(
+                &format!("{v} is not of type 'array'"),
+                "secret_refs",
+            ));
+        }
+    };
+    for item in &refs {
+        let Value::Object(r) = item else {
+            return Err(schema(
+                &format!("{item} is not of type 'object'"),
+                "secret_refs",
+            ));
+        };
+        let rf = Fields::new(r, Resource::Container);
+        let name = rf.str("name")?.map(str::to_owned);
+        let href = rf
+            .str("secret_ref")?
+            .ok_or_else(|| schema("'secret_ref' is a required property", "secret_ref"))?;
+        let id_text = href
+            .trim()
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or("");
+        let secret: SecretId = id_text.parse().map_err(|_| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "Secret provided for '{}' doesn't exist.",
+                    name.as_deref().unwrap_or_default()
+                ),
+            )
+        })?;
+        new.secret_refs.push((name, secret));
+    }
+    Ok(new)
+}
+
+async fn create(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    body: Body,
+) -> ApiResult<Response> {
+    let new = new_container(&body)?;
+    let ctx = caller.ctx;
+    let id = state
+        .run(move |s| s.store_container(&ctx, new))
+        .await?
+        .map_err(store_err)?;
+    let href = state.href("containers", id);
+    let mut resp = (
+        StatusCode::CREATED,
+        axum::Json(json!({ "container_ref": href })),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&href) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(resp)
 }
 
 async fn read(

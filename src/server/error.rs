@@ -144,7 +144,9 @@ impl ApiError {
     pub fn store(resource: Resource, e: &Error) -> Self {
         let ctx = e.context();
         match e.kind() {
-            ErrorKind::NotFound if ctx.starts_with("Not Found.") => {
+            ErrorKind::NotFound
+                if ctx.starts_with("Not Found.") || ctx.starts_with("Secret provided for") =>
+            {
                 ApiError::new(StatusCode::NOT_FOUND, ctx)
             }
             ErrorKind::NotFound => ApiError::not_found(resource),

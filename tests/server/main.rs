@@ -629,3 +629,38 @@ fn noauth_default_identity_for_clients_that_send_none() {
     );
     assert_eq!(id_of(&path).len(), 36);
 }
+
+#[test]
+fn generic_containers_with_secret_refs() {
+    let s = start("");
+    let r = s.call(
+        "POST",
+        "/v1/secrets",
+        Some(&json!({"payload": "k", "payload_content_type": "text/plain"})),
+    );
+    let secret = r.json()["secret_ref"].as_str().unwrap().to_owned();
+    let body = json!({"name": "g", "type": "generic",
+                      "secret_refs": [{"name": "one", "secret_ref": secret}]});
+    let r = s.call("POST", "/v1/containers/", Some(&body));
+    assert_eq!(r.status, 201, "{}", r.text());
+    let href = r.json()["container_ref"].as_str().unwrap().to_owned();
+    assert_eq!(r.header("location"), Some(href.as_str()));
+    let c = s.call("GET", &path_of(&href), None).json();
+    assert_eq!(c["type"], "generic");
+    assert_eq!(
+        c["secret_refs"],
+        json!([{"name": "one", "secret_ref": secret}])
+    );
+    s.call("POST", "/v1/containers", Some(&json!({"type": "bogus"})))
+        .error(400);
+    s.call("POST", "/v1/containers", Some(&json!({"name": "x"})))
+        .error(400);
+    let missing = json!({"type": "generic", "secret_refs": [{"name": "a",
+        "secret_ref": format!("{}/v1/secrets/{}", s.base(), uuid_like())}]});
+    let r = s.call("POST", "/v1/containers", Some(&missing));
+    assert_eq!(r.error(404), "Secret provided for 'a' doesn't exist.");
+}
+
+fn uuid_like() -> &'static str {
+    "6a9c3c1e-8e5e-4f7a-9a0e-0a1b2c3d4e5f"
+}
