@@ -11,7 +11,7 @@ use axum::routing::get;
 use serde_json::{Map, Value, json};
 
 use crate::model::{Container, ContainerId, ContainerType, SecretId};
-use crate::store::NewContainer;
+use crate::store::{ContainerQuery, NewContainer};
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, Resource};
@@ -172,9 +172,26 @@ async fn list(
     Query(q): Query<wire::Query>,
 ) -> ApiResult<Response> {
     let (limit, offset) = wire::paging(&q);
+    let container_type = match q.get("type").map(String::as_str) {
+        None | Some("") => None,
+        Some("generic") => Some(ContainerType::Generic),
+        Some("rsa") => Some(ContainerType::Rsa),
+        Some("certificate") => Some(ContainerType::Certificate),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "URI provided invalid query string parameters.",
+            ));
+        }
+    };
+    let query = ContainerQuery {
+        limit,
+        offset,
+        name: q.get("name").filter(|n| !n.is_empty()).cloned(),
+        container_type,
+    };
     let ctx = caller.ctx;
     let page = state
-        .run(move |s| s.list_containers(&ctx, limit, offset))
+        .run(move |s| s.list_containers_matching(&ctx, &query))
         .await?
         .map_err(store_err)?;
     let mut out = Map::new();

@@ -651,6 +651,12 @@ fn generic_containers_with_secret_refs() {
         c["secret_refs"],
         json!([{"name": "one", "secret_ref": secret}])
     );
+    let listed = s
+        .call("GET", "/v1/containers?type=generic&name=g", None)
+        .json();
+    assert_eq!(listed["total"], 1);
+    let listed = s.call("GET", "/v1/containers?type=rsa", None).json();
+    assert_eq!(listed["total"], 0);
     s.call("POST", "/v1/containers", Some(&json!({"type": "bogus"})))
         .error(400);
     s.call("POST", "/v1/containers", Some(&json!({"name": "x"})))
