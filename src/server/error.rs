@@ -145,7 +145,9 @@ impl ApiError {
         let ctx = e.context();
         match e.kind() {
             ErrorKind::NotFound
-                if ctx.starts_with("Not Found.") || ctx.starts_with("Secret provided for") =>
+                if ctx.starts_with("Not Found.")
+                    || ctx.starts_with("Secret provided for")
+                    || ctx.starts_with("Secret metadata not found") =>
             {
                 ApiError::new(StatusCode::NOT_FOUND, ctx)
             }

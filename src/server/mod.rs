@@ -38,6 +38,7 @@ pub mod auth;
 pub mod config;
 mod containers;
 pub mod error;
+mod metadata;
 mod orders;
 mod secrets;
 mod stores;
@@ -252,6 +253,7 @@ fn router(state: Arc<AppState>) -> Router {
         .merge(version::routes())
         .merge(secrets::routes())
         .merge(acl::routes())
+        .merge(metadata::routes())
         .merge(orders::routes())
         .merge(containers::routes())
         .merge(stores::routes())

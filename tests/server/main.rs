@@ -670,3 +670,49 @@ fn generic_containers_with_secret_refs() {
 fn uuid_like() -> &'static str {
     "6a9c3c1e-8e5e-4f7a-9a0e-0a1b2c3d4e5f"
 }
+
+#[test]
+fn secret_user_metadata() {
+    let s = start("");
+    let r = s.call("POST", "/v1/secrets", Some(&json!({"name": "m"})));
+    let path = path_of(r.json()["secret_ref"].as_str().unwrap());
+    let meta = format!("{path}/metadata");
+    let r = s.call(
+        "PUT",
+        &meta,
+        Some(&json!({"metadata": {"Colour": "red", "size": "9"}})),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["metadata_ref"], format!("{}{meta}", s.base()));
+    assert_eq!(
+        s.call("GET", &meta, None).json(),
+        json!({"metadata": {"colour": "red", "size": "9"}})
+    );
+    let r = s.call("POST", &meta, Some(&json!({"key": "extra", "value": "1"})));
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(
+        s.call("POST", &meta, Some(&json!({"key": "extra", "value": "2"})))
+            .status,
+        409
+    );
+    let r = s.call("GET", &format!("{meta}/extra"), None);
+    assert_eq!(r.json(), json!({"key": "extra", "value": "1"}));
+    let r = s.call(
+        "PUT",
+        &format!("{meta}/extra"),
+        Some(&json!({"key": "extra", "value": "3"})),
+    );
+    assert_eq!(r.json(), json!({"key": "extra", "value": "3"}));
+    // The client's add_secret_metadata POSTs here; Barbican answers 405.
+    s.call(
+        "POST",
+        &format!("{meta}/extra"),
+        Some(&json!({"key": "k", "value": "v"})),
+    )
+    .error(405);
+    assert_eq!(s.call("DELETE", &format!("{meta}/extra"), None).status, 204);
+    let r = s.call("GET", &format!("{meta}/extra"), None);
+    assert_eq!(r.error(404), "Secret metadata not found.");
+    s.call("PUT", &meta, Some(&json!({"metadata": {"k": 5}})))
+        .error(400);
+}
