@@ -716,3 +716,26 @@ fn secret_user_metadata() {
     s.call("PUT", &meta, Some(&json!({"metadata": {"k": 5}})))
         .error(400);
 }
+
+#[test]
+fn container_acls() {
+    let s = start("");
+    let r = s.call(
+        "POST",
+        "/v1/containers",
+        Some(&json!({"type": "generic", "name": "c"})),
+    );
+    let path = path_of(r.json()["container_ref"].as_str().unwrap());
+    let acl = format!("{path}/acl");
+    assert_eq!(
+        s.call("GET", &acl, None).json(),
+        json!({"read": {"project-access": true}})
+    );
+    let r = s.call("PUT", &acl, Some(&json!({"read": {"users": ["bob"]}})));
+    assert_eq!(r.json()["acl_ref"], format!("{}{acl}", s.base()));
+    let bob = identity("proj-b", "bob", "creator");
+    assert_eq!(s.raw("GET", &path, &bob, b"").status, 200);
+    s.call("PATCH", &acl, Some(&json!({"read": {"users": []}})));
+    s.raw("GET", &path, &bob, b"").error(404);
+    assert_eq!(s.call("DELETE", &acl, None).text(), "null");
+}
