@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Map, Value, json};
 
-use crate::model::{Container, ContainerId, ContainerType, SecretId};
+use crate::model::{Container, ContainerConsumer, ContainerId, ContainerType, SecretId};
 use crate::store::{ContainerQuery, NewContainer};
 
 use super::AppState;
@@ -23,6 +23,18 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/containers/", get(list).post(create))
         .route("/v1/containers/{id}", get(read).delete(delete))
         .route("/v1/containers/{id}/", get(read).delete(delete))
+        .route(
+            "/v1/containers/{id}/consumers",
+            get(list_consumers)
+                .post(add_consumer)
+                .delete(remove_consumer),
+        )
+        .route(
+            "/v1/containers/{id}/consumers/",
+            get(list_consumers)
+                .post(add_consumer)
+                .delete(remove_consumer),
+        )
 }
 
 fn store_err(e: crate::Error) -> ApiError {
@@ -34,8 +46,7 @@ fn parse_id(text: &str) -> ApiResult<ContainerId> {
         .map_err(|_| ApiError::invalid_id(Resource::Container))
 }
 
-/// A container as Barbican 23 shows it. The store keeps no container
-/// consumers yet, so `consumers` is always empty.
+/// A container as Barbican 23 shows it.
 fn container_json(state: &AppState, c: &Container) -> Value {
     let refs: Vec<Value> = c
         .secret_refs
@@ -50,7 +61,7 @@ fn container_json(state: &AppState, c: &Container) -> Value {
         "type": c.container_type.as_str(),
         "creator_id": c.creator_id.as_str(),
         "secret_refs": refs,
-        "consumers": [],
+        "consumers": c.consumers.iter().map(|k| json!({"name": k.name, "URL": k.url})).collect::<Vec<_>>(),
         "container_ref": state.href("containers", c.id),
     })
 }
@@ -205,5 +216,93 @@ async fn list(
         ),
     );
     wire::add_paging(&mut out, &state, "containers", &page);
+    Ok(axum::Json(Value::Object(out)).into_response())
+}
+
+// ---- consumers: `{name, URL}` ----
+
+fn consumer_from(body: &Body) -> ApiResult<ContainerConsumer> {
+    let map = body.json_object()?;
+    let f = Fields::new(&map, Resource::Consumer);
+    let required = |k: &str| -> ApiResult<String> {
+        f.str(k)?.map(str::to_owned).ok_or_else(|| {
+            ApiError::schema(
+                Resource::Consumer,
+                &format!("'{k}' is a required property"),
+                Some(k),
+            )
+        })
+    };
+    Ok(ContainerConsumer {
+        name: required("name")?,
+        url: required("URL")?,
+    })
+}
+
+async fn add_consumer(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Body,
+) -> ApiResult<Response> {
+    let id = parse_id(&id)?;
+    let consumer = consumer_from(&body)?;
+    let ctx = caller.ctx;
+    let c = state
+        .run(move |s| s.add_container_consumer(&ctx, &id, consumer))
+        .await?
+        .map_err(store_err)?;
+    Ok(axum::Json(container_json(&state, &c)).into_response())
+}
+
+async fn remove_consumer(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Body,
+) -> ApiResult<Response> {
+    let id = parse_id(&id)?;
+    let consumer = consumer_from(&body)?;
+    let ctx = caller.ctx;
+    let c = state
+        .run(move |s| s.remove_container_consumer(&ctx, &id, consumer))
+        .await?
+        .map_err(store_err)?;
+    Ok(axum::Json(container_json(&state, &c)).into_response())
+}
+
+async fn list_consumers(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<wire::Query>,
+) -> ApiResult<Response> {
+    let id = parse_id(&id)?;
+    let (limit, offset) = wire::paging(&q);
+    let ctx = caller.ctx;
+    let (c, page) = state
+        .run(move |s| {
+            let c = s.container(&ctx, &id)?;
+            Ok::<_, crate::Error>((c, s.container_consumers(&ctx, &id, limit, offset)?))
+        })
+        .await?
+        .map_err(store_err)?;
+    // The store keeps no per-consumer timestamps: the container's stand in.
+    let items: Vec<Value> = page
+        .items
+        .iter()
+        .map(|k| {
+            json!({"created": wire::time(c.updated), "updated": wire::time(c.updated),
+                   "status": "ACTIVE", "name": k.name, "URL": k.url})
+        })
+        .collect();
+    let mut out = Map::new();
+    out.insert("consumers".into(), Value::Array(items));
+    wire::add_paging(
+        &mut out,
+        &state,
+        &format!("containers/{id}/consumers"),
+        &page,
+    );
     Ok(axum::Json(Value::Object(out)).into_response())
 }
