@@ -739,3 +739,29 @@ fn container_acls() {
     s.raw("GET", &path, &bob, b"").error(404);
     assert_eq!(s.call("DELETE", &acl, None).text(), "null");
 }
+
+#[test]
+fn container_consumers() {
+    let s = start("");
+    let r = s.call(
+        "POST",
+        "/v1/containers",
+        Some(&json!({"type": "generic", "name": "c"})),
+    );
+    let path = path_of(r.json()["container_ref"].as_str().unwrap());
+    let k = json!({"name": "lb", "URL": "http://lb/1"});
+    let r = s.call("POST", &format!("{path}/consumers/"), Some(&k));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["consumers"], json!([k]));
+    let page = s.call("GET", &format!("{path}/consumers"), None).json();
+    assert_eq!(page["total"], 1);
+    assert_eq!(page["consumers"][0]["URL"], "http://lb/1");
+    s.call(
+        "POST",
+        &format!("{path}/consumers"),
+        Some(&json!({"name": "x"})),
+    )
+    .error(400);
+    let r = s.call("DELETE", &format!("{path}/consumers"), Some(&k));
+    assert_eq!(r.json()["consumers"], json!([]));
+}
