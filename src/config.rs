@@ -53,6 +53,10 @@ pub struct Config {
     /// a private key others can read.
     #[serde(default)]
     pub danger_allow_readable_config: bool,
+    /// `keywarden serve`'s `[server]` section, read by `server::ServerConfig`
+    /// (kept as a table so the library parses it without the `server` feature).
+    #[serde(default)]
+    pub server: Option<toml::Table>,
     #[serde(skip)]
     base_dir: Option<PathBuf>,
 }
@@ -148,6 +152,7 @@ impl Config {
             policy_file: None,
             backends,
             danger_allow_readable_config: false,
+            server: None,
             base_dir: None,
         })
     }
@@ -286,6 +291,12 @@ impl Config {
                 BackendConfig::Kmip(config) => config.write_toml(&mut out),
             }
         }
+        if let Some(server) = &self.server
+            && let Ok(text) = toml::to_string(server)
+        {
+            out.push_str("\n[server]\n");
+            out.push_str(&text);
+        }
         out
     }
 
@@ -308,7 +319,8 @@ impl Config {
         self.policy_file.as_deref().map(|p| self.resolve(p))
     }
 
-    fn resolve(&self, p: &Path) -> PathBuf {
+    /// A path from the config, resolved against the config's directory.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
         match &self.base_dir {
             Some(base) if p.is_relative() => base.join(p),
             _ => p.to_path_buf(),

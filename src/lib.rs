@@ -25,6 +25,8 @@ pub mod policy;
 )]
 pub(crate) mod pool;
 pub mod secret;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod signature;
 pub mod store;
 pub(crate) mod toml_text;

@@ -27,7 +27,10 @@ pub fn init(config_path: &Path, database: &Path, endpoint: &str) -> CliResult<St
     if let Some(url) = crate::catalog::url_argument(database) {
         config.catalog = url?;
     }
-    let text = config.to_toml();
+    #[allow(unused_mut)] // appended to only with the `server` feature
+    let mut text = config.to_toml();
+    #[cfg(feature = "server")]
+    text.push_str(keywarden::server::config::INIT_SECTION);
     // Re-read through the normal path so relative paths resolve as they will later.
     let parsed = Config::from_toml(&text, config_path.parent())?;
     let db = match parsed.catalog_location() {

@@ -25,6 +25,8 @@ mod image;
 mod migrate;
 mod output;
 mod secret_input;
+#[cfg(feature = "server")]
+mod serve;
 mod verbs;
 mod volume;
 
@@ -119,6 +121,13 @@ enum Command {
     #[cfg(feature = "pkcs11")]
     #[command(subcommand)]
     Hsm(hsm::HsmCommand),
+    /// Serve Barbican's v1 REST API (the config's [server] section).
+    #[cfg(feature = "server")]
+    Serve,
+    /// Users of the `http_basic` server auth.
+    #[cfg(feature = "server")]
+    #[command(subcommand)]
+    User(serve::UserCommand),
 }
 
 #[derive(Args, Debug)]
@@ -434,6 +443,10 @@ fn run(cli: &Cli) -> CliResult<String> {
         Command::Catalog(cmd) => catalog::run(cli, cmd),
         #[cfg(feature = "pkcs11")]
         Command::Hsm(cmd) => hsm::run(&cli.config, cmd),
+        #[cfg(feature = "server")]
+        Command::Serve => serve::serve(&cli.config),
+        #[cfg(feature = "server")]
+        Command::User(cmd) => serve::user(&cli.config, cmd),
         Command::Secret(cmd) => {
             let (_, store) = open_store(&cli.config)?;
             secret_command(cli, &store, &context(cli)?, cmd)
