@@ -7,7 +7,7 @@ use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 
 use crate::model::{Container, ContainerConsumer, ContainerId, ContainerType, SecretId};
@@ -34,6 +34,14 @@ pub fn routes() -> Router<Arc<AppState>> {
             get(list_consumers)
                 .post(add_consumer)
                 .delete(remove_consumer),
+        )
+        .route(
+            "/v1/containers/{id}/secrets",
+            post(add_secret).delete(remove_secret),
+        )
+        .route(
+            "/v1/containers/{id}/secrets/",
+            post(add_secret).delete(remove_secret),
         )
 }
 
@@ -217,6 +225,76 @@ async fn list(
     );
     wire::add_paging(&mut out, &state, "containers", &page);
     Ok(axum::Json(Value::Object(out)).into_response())
+}
+
+// ---- secret references of a generic container: `{name, secret_ref}` ----
+
+/// Barbican's `ContainerSecretValidator`: `secret_ref` required, `name`
+/// optional. A ref whose last segment is no secret id names no secret.
+fn container_secret_from(body: &Body) -> ApiResult<(Option<String>, SecretId)> {
+    let map = body.json_object()?;
+    let f = Fields::new(&map, Resource::Container);
+    let name = f.str("name")?.map(str::to_owned);
+    let href = f
+        .str("secret_ref")?
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| {
+            ApiError::schema(
+                Resource::Container,
+                "'secret_ref' is a required property",
+                Some("secret_ref"),
+            )
+        })?;
+    let id = href
+        .trim()
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or("")
+        .parse()
+        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "Secret provided doesn't exist."))?;
+    Ok((name, id))
+}
+
+async fn add_secret(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Body,
+) -> ApiResult<Response> {
+    let id = parse_id(&id)?;
+    let (name, secret) = container_secret_from(&body)?;
+    let ctx = caller.ctx;
+    state
+        .run(move |s| s.add_container_secret(&ctx, &id, name.as_deref(), &secret))
+        .await?
+        .map_err(store_err)?;
+    let href = state.href("containers", id);
+    let mut resp = (
+        StatusCode::CREATED,
+        axum::Json(json!({ "container_ref": href })),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&href) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(resp)
+}
+
+async fn remove_secret(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Body,
+) -> ApiResult<StatusCode> {
+    let id = parse_id(&id)?;
+    let (name, secret) = container_secret_from(&body)?;
+    let ctx = caller.ctx;
+    state
+        .run(move |s| s.remove_container_secret(&ctx, &id, name.as_deref(), &secret))
+        .await?
+        .map_err(store_err)?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 // ---- consumers: `{name, URL}` ----

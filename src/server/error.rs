@@ -18,6 +18,7 @@ pub enum Resource {
     Consumer,
     Acl,
     SecretStore,
+    ProjectQuotas,
 }
 
 impl Resource {
@@ -29,6 +30,21 @@ impl Resource {
             Resource::Consumer => "Consumer",
             Resource::Acl => "ACL",
             Resource::SecretStore => "SecretStore",
+            Resource::ProjectQuotas => "Project Quota",
+        }
+    }
+
+    /// Barbican's operation name for a creation of this resource, which
+    /// its refusals start with (`Secret creation issue seen - …`).
+    fn creation(self) -> &'static str {
+        match self {
+            Resource::Secret => "Secret creation",
+            Resource::Order => "Order creation",
+            Resource::Container => "Container creation",
+            Resource::Consumer => "SecretConsumer creation",
+            Resource::Acl => "ACL creation",
+            Resource::SecretStore => "Secret store creation",
+            Resource::ProjectQuotas => "Project Quotas creation",
         }
     }
 
@@ -38,6 +54,7 @@ impl Resource {
             Resource::Order => "Order not found.",
             Resource::Container => "Secrets container not found.",
             Resource::SecretStore => "Not Found. Provided secret store id is invalid.",
+            Resource::ProjectQuotas => "Project quotas not found.",
         }
     }
 
@@ -50,6 +67,7 @@ impl Resource {
             Resource::Order => "Order not found.",
             Resource::Container => "Not Found. Provided container id is invalid.",
             Resource::SecretStore => "Not Found. Provided secret store id is invalid.",
+            Resource::ProjectQuotas => "Project quotas not found.",
         }
     }
 }
@@ -146,7 +164,8 @@ impl ApiError {
         match e.kind() {
             ErrorKind::NotFound
                 if ctx.starts_with("Not Found.")
-                    || ctx.starts_with("Secret provided for")
+                    || ctx.starts_with("Secret provided")
+                    || ctx.starts_with("Secret '")
                     || ctx.starts_with("Secret metadata not found") =>
             {
                 ApiError::new(StatusCode::NOT_FOUND, ctx)
@@ -168,6 +187,14 @@ impl ApiError {
                 )
             }
             ErrorKind::Conflict => ApiError::new(StatusCode::CONFLICT, ctx),
+            ErrorKind::QuotaExceeded => ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "{} issue seen - {}.",
+                    resource.creation(),
+                    crate::store::QUOTA_REACHED_CLIENT_MESSAGE
+                ),
+            ),
             ErrorKind::Unsupported => ApiError::bad_request(ctx),
             ErrorKind::Unavailable => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -7,7 +7,7 @@
 //! config for the catalog.
 //!
 //! Files by resource: `version.rs`, `secrets.rs` (with consumers),
-//! `orders.rs`, `containers.rs`, `acl.rs`, `stores.rs`; the wire helpers
+//! `orders.rs`, `containers.rs`, `acl.rs`, `stores.rs`, `quotas.rs`; the wire helpers
 //! (extractors, JSON reading, refs) in `wire.rs`; `auth.rs` is the seam
 //! a Keystone authenticator plugs into.
 
@@ -40,6 +40,7 @@ mod containers;
 pub mod error;
 mod metadata;
 mod orders;
+mod quotas;
 mod secrets;
 mod stores;
 mod version;
@@ -257,6 +258,7 @@ fn router(state: Arc<AppState>) -> Router {
         .merge(orders::routes())
         .merge(containers::routes())
         .merge(stores::routes())
+        .merge(quotas::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "") })
         .method_not_allowed_fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "") })
         .layer(axum::middleware::from_fn(request_headers))

@@ -3,7 +3,9 @@
 //! the real Barbican 23.0.0 with curl).
 #![cfg(feature = "server")]
 
+mod container_secrets;
 mod harness;
+mod quotas;
 mod robustness;
 
 use serde_json::{Value, json};
