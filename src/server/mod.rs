@@ -195,6 +195,11 @@ impl Server {
         }
         drop(self.listener);
         graceful.shutdown().await;
+        // The app holds the store, whose PostgreSQL connections each own a
+        // runtime and must not be dropped on an async worker (the driver
+        // panics there): the last reference goes on the blocking pool.
+        let app = self.app;
+        let _ = tokio::task::spawn_blocking(move || drop(app)).await;
     }
 }
 
@@ -306,8 +311,12 @@ pub fn serve_blocking(config: &crate::config::Config) -> Result<()> {
             Error::new(ErrorKind::Unavailable, "cannot start the runtime").with_source(e)
         })?;
     let store = Arc::new(SecretStore::open(config)?);
+    // This reference outlives the runtime's tasks, so that the store (and
+    // its PostgreSQL connections, which must not be dropped on an async
+    // worker) goes last, here, also when binding fails.
+    let served = store.clone();
     runtime.block_on(async move {
-        let server = Server::bind(&server_config, store).await?;
+        let server = Server::bind(&server_config, served).await?;
         let addr = server.local_addr()?;
         let scheme = if server_config.tls.is_some() {
             "https"

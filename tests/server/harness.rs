@@ -55,7 +55,13 @@ pub fn start_full(
     text.push_str(server_toml);
     text.push('\n');
     text.push_str(more_config);
-    let config = Config::from_toml(&text, Some(dir.path())).unwrap();
+    start_text(&text, dir)
+}
+
+/// A server on exactly this config (its `[server]` section included),
+/// with `dir` as its directory. Several servers may share one catalog.
+pub fn start_text(text: &str, dir: tempfile::TempDir) -> TestServer {
+    let config = Config::from_toml(text, Some(dir.path())).unwrap();
     let server_config = ServerConfig::from_config(&config).unwrap();
     let store = Arc::new(SecretStore::open(&config).unwrap());
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();

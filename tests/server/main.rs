@@ -7,6 +7,7 @@ mod container_secrets;
 mod harness;
 mod quotas;
 mod robustness;
+mod shared_catalog;
 
 use serde_json::{Value, json};
 
