@@ -264,10 +264,21 @@ fn router(state: Arc<AppState>) -> Router {
         .merge(containers::routes())
         .merge(stores::routes())
         .merge(quotas::routes())
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "") })
-        .method_not_allowed_fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "") })
+        .fallback(unknown_path)
+        .method_not_allowed_fallback(wrong_method)
         .layer(axum::middleware::from_fn(request_headers))
         .with_state(state)
+}
+
+/// A path no route serves: as in Barbican, whose auth runs before its
+/// routing, an unauthenticated caller learns only that it must
+/// authenticate (401), whatever the path.
+async fn unknown_path(_caller: wire::Caller) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "")
+}
+
+async fn wrong_method(_caller: wire::Caller) -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "")
 }
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-openstack-request-id");

@@ -194,6 +194,26 @@ fn http_basic_maps_users_and_refuses_others() {
         .raw("GET", "/v1/secrets", &basic("alice", "wonderland"), b"")
         .json();
     assert_eq!(listed["total"], 1);
+    // Authentication comes before routing: an unknown path or method says
+    // 401 to a caller without credentials, 404/405 only to a known one.
+    for (method, path) in [
+        ("GET", "/v1/orders/dummy-7b86/payload"),
+        ("PUT", "/v1/nowhere"),
+        ("PATCH", "/v1/secrets"),
+    ] {
+        s.raw(method, path, &[], b"").error(401);
+    }
+    s.raw(
+        "GET",
+        "/v1/orders/dummy-7b86/payload",
+        &basic("alice", "wonderland"),
+        b"",
+    )
+    .error(404);
+    s.raw("PATCH", "/v1/secrets", &basic("alice", "wonderland"), b"")
+        .error(405);
+    // The version documents need no credentials.
+    assert_eq!(s.raw("GET", "/v1", &[], b"").status, 200);
 }
 
 #[test]
