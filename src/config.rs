@@ -351,7 +351,7 @@ impl Config {
 /// `invalid type: string "…", expected …` keeps only `string`, and
 /// `unknown variant `…`` keeps no variant. Field names and what was
 /// expected (our own words) stay.
-fn without_values(message: &str) -> String {
+pub(crate) fn without_values(message: &str) -> String {
     let mut out = message.to_owned();
     for prefix in ["invalid type: ", "invalid value: "] {
         if let Some(at) = out.find(prefix) {

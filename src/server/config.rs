@@ -84,16 +84,17 @@ impl ServerConfig {
             Some(table) => table.clone().try_into().map_err(|e: toml::de::Error| {
                 Error::new(
                     ErrorKind::Config,
-                    format!("invalid [server] section: {}", e.message()),
+                    format!(
+                        "invalid [server] section: {}",
+                        crate::config::without_values(e.message())
+                    ),
                 )
             })?,
         };
         let bad = |m: String| Error::new(ErrorKind::Config, m);
         let listen_text = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
         let listen: SocketAddr = listen_text.parse().map_err(|_| {
-            bad(format!(
-                "[server] listen = {listen_text:?} is not an address:port"
-            ))
+            bad("[server] listen is not an address:port (such as \"127.0.0.1:9311\")".into())
         })?;
         let tls = match (raw.tls_cert, raw.tls_key, raw.plain_http) {
             (Some(cert), Some(key), false) => Some(TlsPaths {
@@ -131,9 +132,9 @@ impl ServerConfig {
             .trim_end_matches('/')
             .to_owned();
         if !(host_href.starts_with("http://") || host_href.starts_with("https://")) {
-            return Err(bad(format!(
-                "[server] host_href = {host_href:?} must start with http:// or https://"
-            )));
+            return Err(bad(
+                "[server] host_href must start with http:// or https://".into(),
+            ));
         }
         let max_body_bytes = raw.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
         if max_body_bytes == 0 {
@@ -237,6 +238,29 @@ mod tests {
         assert!(config("tls_cert = \"a\"").is_err());
         let tls = config("tls_cert = \"a.crt\"\ntls_key = \"a.key\"").unwrap();
         assert!(tls.host_href.starts_with("https://"));
+    }
+
+    /// A value may hold a credential (a ref base with user:password@, a
+    /// mistyped secret): errors name the key, never repeat the value.
+    #[test]
+    fn errors_never_repeat_a_value() {
+        for (section, value) in [
+            (
+                "plain_http = true\nlisten = \"s3cret-listen\"",
+                "s3cret-listen",
+            ),
+            (
+                "plain_http = true\nhost_href = \"ftp://u:s3cret@h\"",
+                "s3cret",
+            ),
+            ("plain_http = true\nauth = \"s3cret-mode\"", "s3cret-mode"),
+            ("plain_http = true\nmax_body_bytes = \"s3cret\"", "s3cret"),
+        ] {
+            let e = config(section).unwrap_err();
+            let text = format!("{e} {e:?}");
+            assert!(!text.contains(value), "{text}");
+            assert!(text.contains("[server]"), "{text}");
+        }
     }
 
     #[test]
