@@ -330,7 +330,11 @@ async fn add_consumer(
         .run(move |s| s.add_container_consumer(&ctx, &id, consumer))
         .await?
         .map_err(store_err)?;
-    Ok(axum::Json(container_json(&state, &c)).into_response())
+    let mut resp = axum::Json(container_json(&state, &c)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&state.consumers_location(id)) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(resp)
 }
 
 async fn remove_consumer(

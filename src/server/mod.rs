@@ -85,6 +85,13 @@ impl AppState {
     fn href(&self, kind: &str, id: impl std::fmt::Display) -> String {
         format!("{}/v1/{kind}/{id}", self.href)
     }
+
+    /// The `Location` of a consumer registration, as Barbican writes it
+    /// (`hrefs.convert_consumer_to_href`: under `consumers/`, not under the
+    /// secret or container).
+    fn consumers_location(&self, id: impl std::fmt::Display) -> String {
+        format!("{}/consumers", self.href("consumers", id))
+    }
 }
 
 /// A bound server, not yet accepting.

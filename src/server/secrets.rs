@@ -449,7 +449,7 @@ async fn add_consumer(
         .map_err(|e| ApiError::store(Resource::Consumer, &e))?;
     let body = secret_body(&state, force_consumers(caller), id).await?;
     let mut resp = axum::Json(body).into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!("{}/consumers", state.href("secrets", id))) {
+    if let Ok(v) = HeaderValue::from_str(&state.consumers_location(id)) {
         resp.headers_mut().insert(header::LOCATION, v);
     }
     Ok(resp)

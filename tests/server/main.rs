@@ -352,6 +352,10 @@ fn consumers_block_delete_unless_forced() {
     let c2 = json!({"service": "volume", "resource_type": "volume", "resource_id": "vol-1"});
     let r = s.call("POST", &format!("{path}/consumers/"), Some(&c1));
     assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.header("location").unwrap(),
+        format!("{}/v1/consumers/{}/consumers", s.base(), id_of(&path))
+    );
     assert_eq!(r.json()["consumers"], json!([c1]));
     assert_eq!(keys(&r.json()), SECRET_FIELDS);
     s.call("POST", &format!("{path}/consumers"), Some(&c2));
@@ -756,6 +760,11 @@ fn container_consumers() {
     let r = s.call("POST", &format!("{path}/consumers/"), Some(&k));
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["consumers"], json!([k]));
+    // Barbican's Location for a consumer: under /v1/consumers/.
+    assert_eq!(
+        r.header("location").unwrap(),
+        format!("{}/v1/consumers/{}/consumers", s.base(), id_of(&path))
+    );
     let page = s.call("GET", &format!("{path}/consumers"), None).json();
     assert_eq!(page["total"], 1);
     assert_eq!(page["consumers"][0]["URL"], "http://lb/1");
