@@ -5,6 +5,9 @@
 #
 #   scripts/serve-peers.sh [SUITE...]    SUITE: barbicanclient guide castellan basic functional
 #
+# barbicanclient, guide and castellan run against the noauth server; basic
+# (the guide again) and functional (Barbican's API functional tests) against
+# an http_basic one with a users file.
 # Default: barbicanclient guide castellan basic. Needs .venv-barbican
 # (scripts/barbican.sh install). Builds target/debug/keywarden with
 # --features cli,server unless KEYWARDEN_BIN is set. Prints each suite's
@@ -79,21 +82,36 @@ for suite in "${suites[@]}"; do
         barbicanclient) run_suite barbicanclient "$root/.venv-barbican/bin/python" "$root/tests/peers/barbicanclient_flows.py" "$endpoint" ;;
         guide) run_suite guide "$root/tests/peers/openstack_guide.sh" "$endpoint" ;;
         castellan) run_suite castellan "$root/tests/peers/castellan_functional.sh" "$endpoint" ;;
-        functional) run_suite functional "$root/tests/peers/barbican_functional.sh" "$endpoint" "$logs/functional" ;;
-        basic) ;;
+        basic | functional) ;;
         *) echo "unknown suite $suite" >&2; exit 2 ;;
     esac
 done
 stop
 
 # http_basic needs a server of its own: another auth mode and a users file.
-if [[ " ${suites[*]} " == *" basic "* ]]; then
+# Barbican's functional tests run there too, each of their users mapped to
+# its project and Queens role (tests/peers/barbican_ft_auth.py), so that
+# requests they send without credentials get the 401 they expect.
+if [[ " ${suites[*]} " == *" basic "* || " ${suites[*]} " == *" functional "* ]]; then
     sed -i 's/^auth = .*/auth = "http_basic"/' "$work/kw.toml"
     KEYWARDEN_USER_PASSWORD=guide-password "$bin" --config "$work/kw.toml" user add guide-user \
         --project guide --roles admin >/dev/null || exit 1
+    ft_run=$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')
+    if [[ " ${suites[*]} " == *" functional "* ]]; then
+        while read -r name project role password; do
+            KEYWARDEN_USER_PASSWORD=$password "$bin" --config "$work/kw.toml" user add "$name" \
+                --project "$project" --roles "$role" >/dev/null || exit 1
+        done < <(KEYWARDEN_FT_RUN=$ft_run "$root/.venv-barbican/bin/python" "$root/tests/peers/barbican_ft_auth.py" users)
+    fi
     start || exit 1
-    run_suite guide-http_basic "$root/tests/peers/openstack_guide.sh" "$endpoint" \
-        --os-auth-type http_basic --os-username guide-user --os-password guide-password
+    if [[ " ${suites[*]} " == *" basic "* ]]; then
+        run_suite guide-http_basic "$root/tests/peers/openstack_guide.sh" "$endpoint" \
+            --os-auth-type http_basic --os-username guide-user --os-password guide-password
+    fi
+    if [[ " ${suites[*]} " == *" functional "* ]]; then
+        KEYWARDEN_FT_AUTH=http_basic KEYWARDEN_FT_RUN=$ft_run \
+            run_suite functional "$root/tests/peers/barbican_functional.sh" "$endpoint" "$logs/functional"
+    fi
     stop
 fi
 

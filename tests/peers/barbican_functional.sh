@@ -10,7 +10,8 @@
 # functionaltests/ is copied into a scratch directory, where
 # functionaltests/common/auth.py is replaced by tests/peers/barbican_ft_auth.py
 # (users mapped to projects and Queens roles, sent as X-Project-Id,
-# X-User-Id, X-Roles) and etc/barbican/barbican-functional.conf points
+# X-User-Id, X-Roles; with KEYWARDEN_FT_AUTH=http_basic, as Basic
+# credentials to a server whose users file holds them) and etc/barbican/barbican-functional.conf points
 # `[keymanager] override_url` at ENDPOINT, with `server_host_href_set`
 # ${KEYWARDEN_FT_HOST_HREF_SET:-True} (the server writes refs from its
 # configured host_href, as keywarden always does; False: from the request's
