@@ -2,7 +2,7 @@
 //! one up): what lives in the token and how, `keywarden hsm`, mechanism
 //! probing, the session pool, the project-KEK cache, master-KEK rotation and
 //! a deployment mixing SimpleCrypto and Pkcs11. The backend-agnostic
-//! behaviour runs as the conformance suite in store.rs, integrity.rs,
+//! behaviour runs as the conformance suite in store/, integrity.rs,
 //! policy_matrix.rs and concurrency.rs.
 #![cfg(all(feature = "pkcs11", feature = "cli"))]
 

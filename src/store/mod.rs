@@ -9,7 +9,9 @@
 //! The request API (a [`Context`] with every call) lives on [`SecretStore`]
 //! in `secrets.rs`, `consumers.rs`, `acl.rs`, `project_backend.rs`,
 //! `orders.rs`; calls without a request context on [`Operator`]
-//! (`operator.rs`); the fixed-key migration's writes in `migrated.rs`.
+//! (`operator.rs`, beside `backup`, `restore` and `verify_backup`, which
+//! need no open store and so are associated functions of
+//! [`SecretStore`]); the fixed-key migration's writes in `migrated.rs`.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -1,5 +1,8 @@
 //! Operator actions: no request context, so no policy; each is audited
-//! as user `operator`.
+//! as user `operator`. Those on an open store are [`Operator`] methods;
+//! backup, restore and checking a backup, which work from a [`Config`]
+//! without one, are associated functions of [`SecretStore`] (see the note
+//! on their `impl` block).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,6 +33,21 @@ pub struct SecretsCheck {
     pub failed: Vec<SecretId>,
 }
 
+/// Backup, restore and checking a backup are associated functions of
+/// `SecretStore`, not [`Operator`] methods, because none of them works on
+/// an open store: an [`Operator`] borrows one, and a store holds neither
+/// its config nor a concrete catalog.
+///
+/// - [`backup`](SecretStore::backup) opens only the catalog `config`
+///   names, never its backends' keys, and refuses a missing catalog where
+///   [`SecretStore::open`] would create one; a SQLite catalog is copied by
+///   SQLite's `VACUUM INTO`, which needs the SQLite file, not the
+///   `dyn Catalog` a store holds.
+/// - [`restore`](SecretStore::restore) replaces the catalog underneath any
+///   open store (whose cached project KEKs would then belong to the old
+///   one), so it opens a fresh store only once the catalog is restored.
+/// - [`verify_backup`](SecretStore::verify_backup) opens the backup as a
+///   store of its own, under `config`'s backends.
 impl SecretStore {
     /// Checks the SQLite catalog at `path` (a backup, or better a scratch
     /// copy of one: its schema is migrated in place) as a whole store under
@@ -59,9 +77,7 @@ impl SecretStore {
         }
         store.operator().counts()
     }
-}
 
-impl SecretStore {
     /// Writes a consistent copy of `config`'s catalog (SQLite or
     /// PostgreSQL) into the new SQLite file `output`, mode 0600, while
     /// writers carry on; `output` must not exist. Master KEKs are not in
