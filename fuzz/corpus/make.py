@@ -117,6 +117,13 @@ put("signature_decode", "rsa_der", b"\x00" + der("rsa-1024.crt"))
 put("signature_decode", "p384_der", b"\x00" + der("p384.crt"))
 put("signature_decode", "fixture_patched", b"\x02" + bytes([10, 0, 0x30]))
 put("signature_decode", "verify_rsa", b"\x01" + b"\x00" * 64)
+# found by the fuzzer: a fixture whose notAfter became a GeneralizedTime
+# before 2050, which x509-cert re-encodes as UTCTime
+put(
+    "signature_decode",
+    "generalized_time_before_2050",
+    bytes([2, 32, 0, 255, 91, 0, 48, 130, 33, 33, 33, 33, 33, 33, 33, 255, 255, 255, 255, 255, 255, 255, 255, 140, 255, 255, 255, 255, 255, 255, 255, 186]),
+)
 
 # object_crypto_meta: swift's X-Object-Sysmeta-Crypto-Body-Meta
 put("object_crypto_meta", "templated", "T")
