@@ -103,6 +103,9 @@ impl SqliteCatalog {
     fn open_inner(path: &Path, options: SqliteOptions, create: bool) -> Result<Self> {
         let path = path.to_path_buf();
         let mut writer = connect(&path, &options, create)?;
+        writer
+            .execute_batch(schema::WRITER_CACHE)
+            .map_err(error::Fail::from)?;
         migrate(&mut writer)?;
         Ok(SqliteCatalog {
             path,

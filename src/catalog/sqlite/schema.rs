@@ -18,6 +18,10 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0004_container_acls.sql"),
 ];
 
+/// The write connection's page cache: 16 MiB holds a bulk transaction's
+/// dirty pages (the fixed-key migration writes 50,000 secrets at a time).
+pub(crate) const WRITER_CACHE: &str = "PRAGMA cache_size=-16384;";
+
 pub(crate) fn connect(
     path: &Path,
     options: &SqliteOptions,
@@ -45,10 +49,12 @@ pub(crate) fn connect(
     }
     // temp_store=MEMORY keeps statement journals (copies of pages a
     // savepoint touches) off disk: faster, and no temp files of catalog
-    // pages. A 16 MiB page cache holds a bulk transaction's dirty pages.
+    // pages. Readers keep SQLite's default 2 MiB page cache (there is one
+    // per concurrent read, and the OS caches the file for all of them);
+    // the writer's is larger, see `WRITER_CACHE`.
     conn.execute_batch(
         "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON;
-         PRAGMA temp_store=MEMORY; PRAGMA cache_size=-16384;",
+         PRAGMA temp_store=MEMORY; PRAGMA cache_size=-2048;",
     )?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
