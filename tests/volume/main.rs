@@ -6,12 +6,15 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+#[path = "../common/luks2.rs"]
+mod luks2_headers;
 
 mod attach;
 mod cbc_and_plain;
 mod keys;
 mod luks;
 mod luks2;
+mod luks2_damage;
 
 use std::path::{Path, PathBuf};
 

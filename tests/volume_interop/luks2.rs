@@ -1,17 +1,18 @@
 //! LUKS2 both ways with cryptsetup, crafted headers refused, and a zeroed
 //! primary header opened through the secondary, never reformatted.
 
-use std::path::Path;
 use std::process::Command;
 
 use keywarden::ErrorKind;
 use keywarden::secret::SecretBytes;
 use keywarden::volume::luks::{Argon2Cost, FormatOptions, LuksVersion, LuksVolume, Pbkdf2Cost};
-use keywarden::volume::{
-    AttachOptions, CipherSpec, EncryptionSpec, VolumeKeys, attach, fetch_passphrase, is_luks,
-};
+use keywarden::volume::{CipherSpec, EncryptionSpec, VolumeKeys, fetch_passphrase};
 
 use crate::common;
+use crate::luks2_headers::{
+    PRIMARY_DAMAGE, assert_attach_never_formats, assert_crafted_headers_refused,
+    assert_damaged_luks2_is_luks, damage_primary,
+};
 use crate::{
     cryptsetup_encrypt_luks2, dump_volume_key, key_and_passphrase, pattern, run, sized_file,
     test_passphrase, tools,
@@ -76,29 +77,10 @@ fn luks2_volumes_cryptsetup_formats_are_opened_by_us() {
     }
 }
 
-/// Overwrites the JSON metadata of both LUKS2 header copies (16 KiB each,
-/// as cryptsetup writes them by default) and recomputes their checksums.
-fn craft_luks2(file: &Path, edit: impl Fn(&mut serde_json::Value)) {
-    use sha2::{Digest, Sha256};
-    let mut bytes = std::fs::read(file).unwrap();
-    for at in [0usize, 0x4000] {
-        let area = &mut bytes[at..at + 0x4000];
-        let json_end = area[4096..].iter().position(|&c| c == 0).unwrap() + 4096;
-        let mut json: serde_json::Value = serde_json::from_slice(&area[4096..json_end]).unwrap();
-        edit(&mut json);
-        let text = serde_json::to_vec(&json).unwrap();
-        area[4096..].fill(0);
-        area[4096..4096 + text.len()].copy_from_slice(&text);
-        area[448..512].fill(0);
-        let sum = Sha256::digest(&*area);
-        area[448..480].copy_from_slice(&sum);
-    }
-    std::fs::write(file, bytes).unwrap();
-}
-
-/// The review's reproductions of crafted LUKS2 headers: each is a typed
-/// error (never a panic or a wrap, never hours of KDF or gigabytes of
-/// memory), and the file is left as it was.
+/// The review's reproductions of crafted LUKS2 headers, on a volume
+/// cryptsetup formatted: each is a typed error (never a panic or a wrap,
+/// never hours of KDF or gigabytes of memory), and the file is left as it
+/// was. tests/volume repeats them on a volume we format, without tools.
 #[test]
 fn crafted_luks2_headers_are_refused() {
     let Some(t) = tools() else { return };
@@ -119,83 +101,14 @@ fn crafted_luks2_headers_are_refused() {
         pass.expose_secret(),
     );
     assert_eq!(code, 0, "luksFormat failed: {err}");
-    let good = std::fs::read(&file).unwrap();
-    type Edit = fn(&mut serde_json::Value);
-    let cases: [(&str, Edit, ErrorKind, &str); 7] = [
-        (
-            "segment size near u64::MAX",
-            |j| j["segments"]["0"]["size"] = "18446744073709551000".into(),
-            ErrorKind::InvalidInput,
-            "volume",
-        ),
-        (
-            "iv_tweak near u64::MAX",
-            |j| j["segments"]["0"]["iv_tweak"] = "18446744073709551000".into(),
-            ErrorKind::InvalidInput,
-            "iv_tweak",
-        ),
-        (
-            "segment over the header",
-            |j| j["segments"]["0"]["offset"] = "0".into(),
-            ErrorKind::InvalidInput,
-            "segments",
-        ),
-        (
-            "key-slot area past the device",
-            |j| j["keyslots"]["0"]["area"]["offset"] = "18446744073709550000".into(),
-            ErrorKind::InvalidInput,
-            "volume",
-        ),
-        (
-            "4 billion PBKDF2 iterations",
-            |j| j["keyslots"]["0"]["kdf"]["iterations"] = 4_294_967_295u32.into(),
-            ErrorKind::TooLarge,
-            "pbkdf2_iterations",
-        ),
-        (
-            "argon2 with 4 GiB",
-            |j| {
-                j["keyslots"]["0"]["kdf"] = serde_json::json!({
-                    "type": "argon2id", "time": 4, "memory": 4194304, "cpus": 1,
-                    "salt": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
-                })
-            },
-            ErrorKind::TooLarge,
-            "argon2_memory_kib",
-        ),
-        (
-            "argon2 for a million passes",
-            |j| {
-                j["keyslots"]["0"]["kdf"] = serde_json::json!({
-                    "type": "argon2id", "time": 1000000, "memory": 1024, "cpus": 1,
-                    "salt": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
-                })
-            },
-            ErrorKind::TooLarge,
-            "argon2_time",
-        ),
-    ];
-    for (what, edit, kind, field) in cases {
-        std::fs::write(&file, &good).unwrap();
-        craft_luks2(&file, edit);
-        let crafted = std::fs::read(&file).unwrap();
-        let start = std::time::Instant::now();
-        let e = LuksVolume::open(&file, &pass).unwrap_err();
-        assert!(
-            start.elapsed().as_secs() < 10,
-            "{what}: work was done first"
-        );
-        assert_eq!((e.kind(), e.field()), (kind, Some(field)), "{what}: {e}");
-        assert!(
-            std::fs::read(&file).unwrap() == crafted,
-            "{what}: file changed"
-        );
-    }
+    assert_crafted_headers_refused(&file, &pass);
 }
 
 /// The review's reproduction: a cryptsetup LUKS2 image with its first 512
-/// bytes zeroed is still LUKS, opens through the secondary header and reads
-/// what was written, and neither format nor the attach path formats it.
+/// bytes zeroed (and the other primary damage: the version field, the
+/// checksum, the JSON) is still LUKS, opens through the secondary header
+/// and reads what was written, and neither format nor the attach path
+/// formats it.
 #[test]
 fn a_luks2_volume_with_a_zeroed_primary_header_opens_and_is_never_reformatted() {
     let Some(t) = tools() else { return };
@@ -211,41 +124,15 @@ fn a_luks2_volume_with_a_zeroed_primary_header_opens_and_is_never_reformatted() 
     let file = dir.path().join("damaged.img");
     let plain =
         cryptsetup_encrypt_luks2(&t, &file, pass.expose_secret(), "aes-xts-plain64", 512, &[]);
-    let mut bytes = std::fs::read(&file).unwrap();
-    bytes[..512].fill(0);
-    std::fs::write(&file, &bytes).unwrap();
-
-    assert!(is_luks(&file).unwrap());
-    let mut opened = LuksVolume::open(&file, &pass).unwrap();
-    let mut back = vec![0u8; plain.len()];
-    opened.read_at(0, &mut back).unwrap();
-    assert!(back == plain);
-    drop(opened);
-    let e = LuksVolume::format(
-        &file,
-        &pass,
-        &FormatOptions::default().with_cost(Pbkdf2Cost::Iterations(1000)),
-    )
-    .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Conflict);
-    let attached = attach(
-        &fx.store,
-        &owner,
-        vol.id,
-        &vol.encryption_metadata(),
-        &file,
-        &AttachOptions {
-            format_cost: Pbkdf2Cost::Iterations(1000),
-            ..AttachOptions::default()
-        },
-    )
-    .unwrap();
-    assert!(!attached.formatted);
-    drop(attached);
-    assert!(
-        std::fs::read(&file).unwrap() == bytes,
-        "the volume was changed"
-    );
+    let good = std::fs::read(&file).unwrap();
+    for damage in PRIMARY_DAMAGE {
+        let mut bytes = good.clone();
+        damage_primary(&mut bytes, damage);
+        std::fs::write(&file, &bytes).unwrap();
+        let what = format!("cryptsetup's volume, {damage:?}");
+        assert_damaged_luks2_is_luks(&file, &bytes, &pass, 0, &plain, &what);
+        assert_attach_never_formats(&fx, &vol, &file, &what);
+    }
 }
 
 /// Volumes we format as LUKS2, for XTS and the CBC ciphers, PBKDF2 and

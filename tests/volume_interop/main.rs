@@ -10,6 +10,8 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+#[path = "../common/luks2.rs"]
+mod luks2_headers;
 
 mod cbc;
 mod luks1;

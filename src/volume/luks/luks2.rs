@@ -105,13 +105,20 @@ pub struct Luks2Segment {
 
 impl Luks2Header {
     /// Reads the primary header and, when it is damaged or gone, the
-    /// secondary copy: first where the primary's size says, then at every
-    /// offset cryptsetup scans. Each copy must stand where it says it does.
+    /// secondary copy ([`Luks2Header::read_secondary`]). When no copy is
+    /// valid, the primary's error.
     pub(crate) fn read(file: &mut File, len: u64) -> Result<Self> {
         let first = match read_copy(file, 0, len) {
             Ok(h) => return Ok(h),
             Err(e) => e,
         };
+        Self::read_secondary(file, len).ok_or(first)
+    }
+
+    /// The first valid secondary header copy: where the primary's size
+    /// field says (if it is still a valid size), then at every offset
+    /// cryptsetup scans. Each copy must stand where it says it does.
+    pub(crate) fn read_secondary(file: &mut File, len: u64) -> Option<Self> {
         let named = peek_hdr_size_at(file, 0, len);
         let offsets = named
             .into_iter()
@@ -122,10 +129,10 @@ impl Luks2Header {
                     offset = at,
                     "LUKS2 primary header is damaged; using the secondary copy"
                 );
-                return Ok(h);
+                return Some(h);
             }
         }
-        Err(first)
+        None
     }
 
     /// Parses one header copy: the 4096-byte binary header followed by the

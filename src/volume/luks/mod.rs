@@ -595,25 +595,33 @@ fn pbkdf2_rate_per_ms(hash: HashSpec) -> f64 {
 
 /// The header of the volume: LUKS1 at byte 0, or LUKS2 from its primary
 /// header or, when that is damaged or gone, its secondary one.
+///
+/// As cryptsetup does, a primary that is not a valid header (no magic, a
+/// damaged version field, a LUKS1 header that does not parse, a LUKS2 copy
+/// whose checksum or JSON is bad) does not end the search: a valid LUKS2
+/// secondary copy is used. A valid LUKS1 header at byte 0 is always LUKS1.
 fn read_header(file: &mut File, len: u64) -> Result<LuksHeader> {
     let mut head = vec![0u8; len.min(4096) as usize];
     read_exact_at(file, 0, &mut head)?;
-    if head.len() < 8 || head[..6] != MAGIC {
-        if luks2::secondary_magic_at(file, len)?.is_some() {
-            return Ok(LuksHeader::V2(Box::new(Luks2Header::read(file, len)?)));
+    let primary = if head.len() < 8 || head[..6] != MAGIC {
+        Error::invalid("volume", "not a LUKS volume (no LUKS magic)")
+    } else {
+        match u16::from_be_bytes([head[6], head[7]]) {
+            1 => match Luks1Header::parse(&head) {
+                Ok(h) => return Ok(LuksHeader::V1(Box::new(h))),
+                Err(e) => e,
+            },
+            // Reads the secondary copies itself when the primary is bad.
+            2 => return Ok(LuksHeader::V2(Box::new(Luks2Header::read(file, len)?))),
+            v => Error::new(
+                ErrorKind::Unsupported,
+                format!("LUKS version {v} is not supported"),
+            ),
         }
-        return Err(Error::invalid(
-            "volume",
-            "not a LUKS volume (no LUKS magic)",
-        ));
-    }
-    match u16::from_be_bytes([head[6], head[7]]) {
-        1 => Ok(LuksHeader::V1(Box::new(Luks1Header::parse(&head)?))),
-        2 => Ok(LuksHeader::V2(Box::new(Luks2Header::read(file, len)?))),
-        v => Err(Error::new(
-            ErrorKind::Unsupported,
-            format!("LUKS version {v} is not supported"),
-        )),
+    };
+    match Luks2Header::read_secondary(file, len) {
+        Some(h) => Ok(LuksHeader::V2(Box::new(h))),
+        None => Err(primary),
     }
 }
 
