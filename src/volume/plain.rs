@@ -209,9 +209,34 @@ impl PlainVolume {
     /// There is no header to check the key against: a wrong passphrase
     /// opens too, and reads noise. Nothing is written.
     pub fn open(path: &Path, passphrase: &SecretBytes, opts: &PlainOptions) -> Result<Self> {
+        PlainVolume::open_mode(path, passphrase, opts, true)
+    }
+
+    /// [`PlainVolume::open`] without write access to the file (cryptsetup's
+    /// `--readonly`), so a read-only device or file opens for reading;
+    /// [`PlainVolume::write_at`] is then refused (`PermissionDenied`).
+    pub fn open_read_only(
+        path: &Path,
+        passphrase: &SecretBytes,
+        opts: &PlainOptions,
+    ) -> Result<Self> {
+        PlainVolume::open_mode(path, passphrase, opts, false)
+    }
+
+    /// True when the volume was opened with [`PlainVolume::open_read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self.payload.is_read_only()
+    }
+
+    fn open_mode(
+        path: &Path,
+        passphrase: &SecretBytes,
+        opts: &PlainOptions,
+        write: bool,
+    ) -> Result<Self> {
         let key = plain_key(passphrase, opts.hash, opts.key_bytes)?;
         let cipher = SectorCipher::new(key.expose_secret(), opts.cipher, SECTOR as usize)?;
-        let file = open_file(path, true)?;
+        let file = open_file(path, write)?;
         let len = file_len(&file)?;
         let start = opts
             .offset
@@ -220,8 +245,12 @@ impl PlainVolume {
         if start > len {
             return Err(truncated(path, len, start));
         }
+        let mut payload = Payload::new(file, cipher, start, len - start, opts.skip)?;
+        if !write {
+            payload.set_read_only();
+        }
         Ok(PlainVolume {
-            payload: Payload::new(file, cipher, start, len - start, opts.skip)?,
+            payload,
             key,
             options: *opts,
         })

@@ -15,6 +15,7 @@ mod keys;
 mod luks;
 mod luks2;
 mod luks2_damage;
+mod read_only;
 
 use std::path::{Path, PathBuf};
 

@@ -163,13 +163,30 @@ impl LuksVolume {
         passphrase: &SecretBytes,
         limits: &KdfLimits,
     ) -> Result<Self> {
-        let mut file = open_file(path, true)?;
-        let len = file_len(&file)?;
-        let header = read_header(&mut file, len)?;
-        match header {
-            LuksHeader::V1(h) => open_v1(file, *h, len, passphrase, limits, path),
-            LuksHeader::V2(h) => luks2::open(file, *h, len, passphrase, limits, path),
-        }
+        open_volume(path, passphrase, limits, true)
+    }
+
+    /// [`LuksVolume::open`] without write access to the file (cryptsetup's
+    /// `--readonly`), so a read-only device or file opens for reading.
+    /// Writing the payload or changing key slots is then refused
+    /// (`PermissionDenied`) before anything is encrypted or written.
+    pub fn open_read_only(path: &Path, passphrase: &SecretBytes) -> Result<Self> {
+        LuksVolume::open_read_only_with_limits(path, passphrase, &KdfLimits::default())
+    }
+
+    /// [`LuksVolume::open_read_only`] with KDF limits of the caller's
+    /// choosing.
+    pub fn open_read_only_with_limits(
+        path: &Path,
+        passphrase: &SecretBytes,
+        limits: &KdfLimits,
+    ) -> Result<Self> {
+        open_volume(path, passphrase, limits, false)
+    }
+
+    /// True when the volume was opened with [`LuksVolume::open_read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self.payload.is_read_only()
     }
 
     /// The header this volume was opened with.
@@ -225,6 +242,7 @@ impl LuksVolume {
 
     /// Adds `passphrase` in the first free LUKS1 key slot; returns the slot.
     pub fn add_passphrase(&mut self, passphrase: &SecretBytes, cost: Pbkdf2Cost) -> Result<usize> {
+        self.payload.check_writable()?;
         let LuksHeader::V1(h) = &self.header else {
             return Err(luks2::read_only("adding a passphrase"));
         };
@@ -261,6 +279,7 @@ impl LuksVolume {
     /// Removing the last passphrase is refused (`Conflict`): the volume
     /// would be lost.
     pub fn remove_passphrase(&mut self, passphrase: &SecretBytes) -> Result<usize> {
+        self.payload.check_writable()?;
         let LuksHeader::V1(h) = &self.header else {
             return Err(luks2::read_only("removing a passphrase"));
         };
@@ -279,6 +298,7 @@ impl LuksVolume {
     /// Disables key slot `slot` and overwrites its material with random
     /// bytes. Refuses the last active slot.
     pub fn kill_slot(&mut self, slot: usize) -> Result<()> {
+        self.payload.check_writable()?;
         let LuksHeader::V1(h) = &self.header else {
             return Err(luks2::read_only("removing a key slot"));
         };
@@ -315,6 +335,7 @@ impl LuksVolume {
     // ---- helpers ----
 
     fn raw_write(&mut self, at: u64, data: &[u8]) -> Result<()> {
+        self.payload.check_writable()?;
         write_at(self.payload.file_mut(), at, data, Path::new("volume"))
     }
 }
@@ -328,6 +349,27 @@ impl fmt::Debug for LuksVolume {
             .field("opened_slot", &self.opened_slot)
             .finish_non_exhaustive()
     }
+}
+
+/// Opens the LUKS volume at `path`, read-write or (`write` false) with a
+/// read-only file and a read-only payload.
+fn open_volume(
+    path: &Path,
+    passphrase: &SecretBytes,
+    limits: &KdfLimits,
+    write: bool,
+) -> Result<LuksVolume> {
+    let mut file = open_file(path, write)?;
+    let len = file_len(&file)?;
+    let header = read_header(&mut file, len)?;
+    let mut volume = match header {
+        LuksHeader::V1(h) => open_v1(file, *h, len, passphrase, limits, path)?,
+        LuksHeader::V2(h) => luks2::open(file, *h, len, passphrase, limits, path)?,
+    };
+    if !write {
+        volume.payload.set_read_only();
+    }
+    Ok(volume)
 }
 
 /// LUKS1: the header, key slot 0 and the payload from the first aligned
@@ -659,7 +701,12 @@ pub(crate) fn open_file(path: &Path, write: bool) -> Result<File> {
             } else {
                 ErrorKind::Storage
             };
-            Error::new(kind, format!("cannot open volume {}", path.display())).with_source(e)
+            let hint = if write && e.kind() != std::io::ErrorKind::NotFound {
+                " for writing (open_read_only opens a volume for reading)"
+            } else {
+                ""
+            };
+            Error::new(kind, format!("cannot open volume {}{hint}", path.display())).with_source(e)
         })
 }
 

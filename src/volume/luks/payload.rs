@@ -22,6 +22,9 @@ pub(crate) struct Payload {
     start: u64,
     len: u64,
     iv_tweak: u64,
+    /// False when the file was opened read-only: writes are refused with a
+    /// typed error before anything is encrypted or written.
+    writable: bool,
 }
 
 impl Payload {
@@ -53,7 +56,29 @@ impl Payload {
             start,
             len,
             iv_tweak,
+            writable: true,
         })
+    }
+
+    /// Marks the payload read-only (its file was opened without write
+    /// access): [`Payload::write_at`] and [`Payload::check_writable`] refuse.
+    pub(crate) fn set_read_only(&mut self) {
+        self.writable = false;
+    }
+
+    pub(crate) fn is_read_only(&self) -> bool {
+        !self.writable
+    }
+
+    /// `PermissionDenied` when the volume was opened read-only.
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        if self.writable {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorKind::PermissionDenied,
+            "the volume was opened read-only; open it read-write to write",
+        ))
     }
 
     pub(crate) fn len(&self) -> u64 {
@@ -96,6 +121,7 @@ impl Payload {
     /// Encrypts and writes `data` at payload `offset`. Partial units at
     /// either end are read, patched and rewritten.
     pub(crate) fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<()> {
+        self.check_writable()?;
         self.check_range(offset, data.len())?;
         let unit = self.cipher.unit() as u64;
         let mut done = 0usize;
@@ -172,6 +198,7 @@ impl std::fmt::Debug for Payload {
             .field("start", &self.start)
             .field("len", &self.len)
             .field("iv_tweak", &self.iv_tweak)
+            .field("writable", &self.writable)
             .finish_non_exhaustive()
     }
 }
