@@ -3,7 +3,9 @@
 //! qemu-img read what we write, and we read what they write, for XTS and
 //! the CBC ciphers, LUKS1 and LUKS2; crafted and damaged LUKS2 headers cryptsetup made are
 //! refused or opened as cryptsetup would. KDF costs are tiny. Under `CI=true` a missing tool fails the test; elsewhere the
-//! test prints why it skipped.
+//! test prints why it skipped. The one exception is device-mapper (a kernel
+//! feature, not a tool): plain.rs skips its `cryptsetup create` half where
+//! device-mapper does not work, under CI too, printing why.
 //!
 //! One test binary with a module per topic; the tools and helpers they
 //! share are here.
