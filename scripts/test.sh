@@ -59,6 +59,9 @@ fi
 # castellan, the functional tests' dependencies), pinned, in .venv-barbican:
 # the suites that judge `keywarden serve` run from there.
 bash scripts/barbican.sh install
+# Keystone 30 (and the openstack client that sets it up), pinned, in
+# .venv-keystone: the `keystone` auth mode's peer.
+bash scripts/keystone.sh install
 if ! command -v cargo >/dev/null; then
     echo "cargo is required (rustup toolchain)" >&2
     exit 1
@@ -74,10 +77,15 @@ hsm_dir=$(mktemp -d "${TMPDIR:-/tmp}/keywarden-softhsm.XXXXXX")
 pg_dir=""
 kmip_dir=""
 kmip_pid=""
+keystone_dir=""
 cleanup() {
     if declare -F stop_postgres >/dev/null; then stop_postgres; fi
     if [ -n "$kmip_pid" ]; then stop_kmip; fi
     if [ -n "$kmip_dir" ]; then rm -rf "$kmip_dir"; fi
+    if [ -n "$keystone_dir" ]; then
+        bash scripts/keystone.sh stop "$keystone_dir"
+        rm -rf "$keystone_dir"
+    fi
     rm -rf "$hsm_dir"
 }
 trap cleanup EXIT
@@ -202,6 +210,31 @@ export KEYWARDEN_TEST_KMIP_CA=$kmip_dir/certs/ca.crt
 export KEYWARDEN_TEST_KMIP_CERT=$kmip_dir/certs/client.crt
 export KEYWARDEN_TEST_KMIP_KEY=$kmip_dir/certs/client.key
 echo "PyKMIP on 127.0.0.1:$port ($kmip_dir)"
+
+# --- a Keystone ---------------------------------------------------------------------
+# Keystone 30 on SQLite under gunicorn on a free port, bootstrapped, with
+# keywarden's service user; the keystone tests and the Keystone-backed
+# client suites read KEYWARDEN_TEST_KEYSTONE_URL and its passwords.
+log "starting a Keystone"
+keystone_dir=$(mktemp -d "${TMPDIR:-/tmp}/keywarden-keystone.XXXXXX")
+started=""
+for _ in 1 2 3; do
+    port=$(free_port)
+    if bash scripts/keystone.sh start "$keystone_dir" "$port"; then
+        started=yes
+        break
+    fi
+    bash scripts/keystone.sh stop "$keystone_dir"
+    rm -rf "${keystone_dir:?}"/*
+done
+if [ -z "$started" ]; then
+    cat "$keystone_dir"/*.log >&2 2>/dev/null || true
+    echo "the Keystone did not start" >&2
+    exit 1
+fi
+# shellcheck disable=SC1091
+source "$keystone_dir/env"
+echo "Keystone on $KEYWARDEN_TEST_KEYSTONE_URL ($keystone_dir)"
 
 # --- checks and tests ---------------------------------------------------------
 log "cargo fmt --check"

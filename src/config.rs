@@ -57,6 +57,11 @@ pub struct Config {
     /// (kept as a table so the library parses it without the `server` feature).
     #[serde(default)]
     pub server: Option<toml::Table>,
+    /// `[keystone_authtoken]`: how `keywarden serve` validates Keystone
+    /// tokens (`auth = "keystone"`), read by `server::keystone`. Holds the
+    /// service user's password.
+    #[serde(default)]
+    pub keystone_authtoken: Option<toml::Table>,
     #[serde(skip)]
     base_dir: Option<PathBuf>,
 }
@@ -153,6 +158,7 @@ impl Config {
             backends,
             danger_allow_readable_config: false,
             server: None,
+            keystone_authtoken: None,
             base_dir: None,
         })
     }
@@ -225,11 +231,15 @@ impl Config {
     }
 
     /// Whether the config holds anything that opens secrets: a master KEK
-    /// or retired ones, the fixed key, a PKCS#11 PIN, a KMIP password, or
-    /// a catalog password.
+    /// or retired ones, the fixed key, a PKCS#11 PIN, a KMIP password, a
+    /// catalog password, or the Keystone service user's password.
     pub fn holds_key_material(&self) -> bool {
         let catalog = matches!(&self.catalog, CatalogLocation::Postgres(url) if url.has_password());
+        let keystone = self.keystone_authtoken.as_ref().is_some_and(|k| {
+            k.contains_key("password") || k.contains_key("application_credential_secret")
+        });
         catalog
+            || keystone
             || self.backends.values().any(|b| match b {
                 BackendConfig::SimpleCrypto { .. } | BackendConfig::DangerFixedKey { .. } => true,
                 #[cfg(feature = "pkcs11")]
@@ -295,6 +305,12 @@ impl Config {
             && let Ok(text) = toml::to_string(server)
         {
             out.push_str("\n[server]\n");
+            out.push_str(&text);
+        }
+        if let Some(keystone) = &self.keystone_authtoken
+            && let Ok(text) = toml::to_string(keystone)
+        {
+            out.push_str("\n[keystone_authtoken]\n");
             out.push_str(&text);
         }
         out

@@ -24,6 +24,9 @@ pub enum AuthMode {
     Noauth,
     /// `Authorization: Basic` against a users file of argon2 hashes.
     HttpBasic,
+    /// Keystone tokens (`X-Auth-Token`), validated as keystonemiddleware
+    /// does; the `[keystone_authtoken]` section says how.
+    Keystone,
 }
 
 /// The `[server]` section as written in the file (every key optional).
@@ -73,6 +76,8 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     /// Threads for store calls (the catalog is the limit, not the CPUs).
     pub blocking_threads: usize,
+    /// `[keystone_authtoken]`, when `auth = "keystone"`.
+    pub keystone: Option<super::keystone::KeystoneConfig>,
 }
 
 impl ServerConfig {
@@ -151,6 +156,17 @@ impl ServerConfig {
             return Err(bad("[server] blocking_threads must be 1 to 512".into()));
         }
         let users_file = users_file(config);
+        let keystone = match (auth, &config.keystone_authtoken) {
+            (AuthMode::Keystone, Some(table)) => {
+                Some(super::keystone::KeystoneConfig::from_table(table, config)?)
+            }
+            (AuthMode::Keystone, None) => {
+                return Err(bad(
+                    "[server] auth = \"keystone\" needs a [keystone_authtoken] section".into(),
+                ));
+            }
+            _ => None,
+        };
         Ok(ServerConfig {
             listen,
             host_href,
@@ -163,6 +179,7 @@ impl ServerConfig {
             max_body_bytes,
             header_read_timeout: Duration::from_secs(timeout),
             blocking_threads,
+            keystone,
         })
     }
 }
@@ -195,6 +212,8 @@ plain_http = true
 # identity below; refused on a non-loopback address unless
 # danger_allow_noauth_on_public_address = true.
 # "http_basic": users_file (written by `keywarden user add`).
+# "keystone": X-Auth-Token validated against Keystone as the
+# [keystone_authtoken] section below says (README: "Keystone").
 # auth = "noauth"
 # default_project = "default"
 # default_user = "admin"
@@ -203,6 +222,17 @@ plain_http = true
 # max_body_bytes = 25000
 # header_read_timeout_secs = 10
 # blocking_threads = 16
+#
+# [keystone_authtoken]
+# auth_url = "http://keystone.example.org:5000"
+# username = "keywarden"
+# password = "…"                 # or application_credential_id / _secret
+# project_name = "service"
+# user_domain_name = "Default"
+# project_domain_name = "Default"
+# cafile = "keystone-ca.pem"
+# token_cache_time = 300         # seconds a validation is trusted at most
+# role_map = { member = ["creator"], reader = ["observer"] }
 "#;
 
 #[cfg(test)]

@@ -78,7 +78,7 @@ pub struct ApiError {
     pub status: StatusCode,
     pub description: Option<String>,
     /// `WWW-Authenticate` for 401s.
-    pub challenge: Option<&'static str>,
+    pub challenge: Option<std::borrow::Cow<'static, str>>,
 }
 
 #[derive(Serialize)]
@@ -147,7 +147,16 @@ impl ApiError {
         ApiError {
             status: StatusCode::UNAUTHORIZED,
             description: Some("The request you have made requires authentication.".into()),
-            challenge: Some("Basic realm=\"keywarden\""),
+            challenge: Some("Basic realm=\"keywarden\"".into()),
+        }
+    }
+
+    /// A 401 whose `WWW-Authenticate` is `challenge` (Keystone's
+    /// `Keystone uri="…"`).
+    pub fn unauthorized_with(challenge: String) -> Self {
+        ApiError {
+            challenge: Some(challenge.into()),
+            ..ApiError::unauthorized()
         }
     }
 
@@ -222,9 +231,10 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
-        if let Some(c) = self.challenge {
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(c));
+        if let Some(c) = self.challenge
+            && let Ok(v) = HeaderValue::from_str(&c)
+        {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
         }
         resp
     }

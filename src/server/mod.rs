@@ -38,6 +38,7 @@ pub mod auth;
 pub mod config;
 mod containers;
 pub mod error;
+pub mod keystone;
 mod metadata;
 mod orders;
 mod quotas;
@@ -113,6 +114,15 @@ impl Server {
                 default_roles: config.default_roles.clone(),
             }),
             AuthMode::HttpBasic => Arc::new(HttpBasic::new(UsersFile::load(&config.users_file)?)?),
+            AuthMode::Keystone => {
+                let section = config.keystone.clone().ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Config,
+                        "[server] auth = \"keystone\" needs a [keystone_authtoken] section",
+                    )
+                })?;
+                Arc::new(keystone::Keystone::new(section)?)
+            }
         };
         let tls = match &config.tls {
             Some(paths) => Some(tls_acceptor(paths)?),

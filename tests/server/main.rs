@@ -5,6 +5,7 @@
 
 mod container_secrets;
 mod harness;
+mod keystone;
 mod quotas;
 mod robustness;
 mod shared_catalog;
