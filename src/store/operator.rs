@@ -323,6 +323,15 @@ impl<'a> Operator<'a> {
             .collect())
     }
 
+    /// How many project KEKs of `backend` another master KEK than
+    /// `fingerprint` wraps.
+    pub fn project_keks_not_under(&self, backend: &BackendId, fingerprint: &str) -> Result<u64> {
+        self.store.backend(backend)?;
+        self.store
+            .catalog
+            .project_keks_not_under(backend, fingerprint)
+    }
+
     /// Whether this config's retired master KEKs of `backend` may go:
     /// `Conflict` while a project KEK is wrapped by another key than the
     /// catalog's active one (which must be this config's `master_kek`),

@@ -205,6 +205,35 @@ pub fn kek_rotate(config_path: &Path, only: Option<&str>) -> CliResult<String> {
         else {
             continue;
         };
+        // A rotation cut short (config rotated, catalog not: a crash, or a
+        // restored backup older than the config) is finished, not started
+        // again under yet another key.
+        let mine = master_kek.fingerprint();
+        let unfinished = store
+            .operator()
+            .master_kek_status()?
+            .into_iter()
+            .find(|s| &s.backend == id)
+            .and_then(|s| {
+                let active = s.catalog_active.unwrap_or_else(|| mine.clone());
+                let others = store.operator().project_keks_not_under(id, &mine);
+                (active != mine || others.is_ok_and(|n| n > 0)).then_some(active)
+            });
+        if let (Some(from), true) = (unfinished, staged_master_keks.is_empty()) {
+            let blockers = store.operator().rotation_blockers(id, &mine)?;
+            if !blockers.is_empty() {
+                return Err(Failure::Store(Error::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "this config's master KEK {mine} of backend {id} is not yet held by {}; copy it to them \
+                         (as staged_master_keks) and reload or restart them; nothing was rotated",
+                        instances_text(&blockers)
+                    ),
+                )));
+            }
+            fingerprints.push((id.clone(), from, mine));
+            continue;
+        }
         let (new, staged) = match staged_master_keks.first() {
             Some(k) => (k.clone(), true),
             None => (MasterKek::generate()?, false),
