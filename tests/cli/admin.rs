@@ -468,3 +468,71 @@ fn kek_stage_status_rotate_prune_with_a_second_instance_running() {
     let out = kw.ok(&["kek", "rotate"]);
     assert!(out.contains("3 project KEKs rewrapped"), "{out}");
 }
+
+/// `keywarden serve` reloads its config's master KEKs on SIGHUP: staged,
+/// it holds the new key without a restart, and the rotation proceeds.
+#[cfg(feature = "server")]
+#[test]
+fn serve_reloads_master_keks_on_sighup() {
+    use std::io::{BufRead as _, BufReader};
+    use std::process::Stdio;
+
+    let kw = Keywarden::new();
+    let href = kw.store("s", "kept");
+    let text = fs::read_to_string(&kw.config).unwrap();
+    assert!(text.contains("\nplain_http = true\n"), "{text}");
+    crate::common::write_private(
+        &kw.config,
+        text.replacen(
+            "\nplain_http = true\n",
+            "\nplain_http = true\nlisten = \"127.0.0.1:0\"\n",
+            1,
+        )
+        .as_bytes(),
+    );
+    let mut serve = kw
+        .command()
+        .arg("serve")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = serve.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let wait_for = |phrase: &str| loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("serve never said {phrase:?}"));
+        if line.contains(phrase) {
+            return;
+        }
+    };
+    wait_for("listening on");
+    let signal = |name: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([name, &serve.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {name}");
+    };
+
+    kw.ok(&["kek", "stage"]);
+    assert!(kw.ok(&["kek", "status"]).contains("LACKS the staged key"));
+    kw.refused(&["kek", "rotate"], "not yet held by");
+    signal("-HUP");
+    wait_for("master KEKs reloaded");
+    assert!(!kw.ok(&["kek", "status"]).contains("LACKS"));
+    let out = kw.ok(&["kek", "rotate"]);
+    assert!(out.contains("1 project KEKs rewrapped"), "{out}");
+    signal("-HUP");
+    wait_for("master KEKs reloaded");
+    kw.ok(&["kek", "prune"]);
+    assert_eq!(kw.payload(&href), "kept");
+    signal("-TERM");
+    assert!(serve.wait().unwrap().success());
+}
