@@ -15,6 +15,7 @@ use keywarden::config::{BackendConfig, Config};
 use keywarden::store::{NewSecret, SecretStore};
 
 catalog_tests!(
+    an_old_config_instance_never_fails_after_another_rotates,
     an_instance_on_the_old_config_keeps_working_after_another_rotates,
     rotation_waits_for_every_running_instance_to_hold_the_new_key,
     prune_waits_for_instances_still_on_the_old_master_kek,
@@ -57,6 +58,24 @@ fn rotate(store: &SecretStore, config: &Config) -> keywarden::Result<usize> {
     store
         .operator()
         .rewrap_project_keks(&config.default_backend)
+}
+
+/// The defect as it was: A on config {K1}, B on {K2, retired K1} runs the
+/// rotation. On main before the fix the rotation ran and A's next store
+/// failed with `Integrity` ("wrapped by master KEK …, which is not
+/// configured"); now the rotation is refused while A lacks K2, and A goes
+/// on storing.
+fn an_old_config_instance_never_fails_after_another_rotates(kind: &Kind) {
+    let a = Fixture::with(kind);
+    let k1 = old_key(&a);
+    a.store.store_secret(&admin("p1"), secret("x")).unwrap();
+    let b_config = with_keys(&a.config, &MasterKek::generate().unwrap(), &[], &[&k1]);
+    let b = SecretStore::open(&b_config).unwrap();
+    let rotated = rotate(&b, &b_config);
+    a.store
+        .store_secret(&admin("p1"), secret("y"))
+        .unwrap_or_else(|e| panic!("the old-config instance after a rotation ({rotated:?}): {e}"));
+    assert_eq!(rotated.unwrap_err().kind(), ErrorKind::Conflict);
 }
 
 /// The defect: instance A runs on config {K1}; B rotates to K2. Before,
