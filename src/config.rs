@@ -74,6 +74,12 @@ pub enum BackendConfig {
     #[serde(rename = "simple_crypto")]
     SimpleCrypto {
         master_kek: MasterKek,
+        /// Master KEKs distributed ahead of a rotation (`keywarden kek
+        /// stage`): they open project KEKs, and wrap new ones once the
+        /// catalog's rollout makes one of them active (`kek rotate` on any
+        /// instance), before this config makes one its `master_kek`.
+        #[serde(default, deserialize_with = "staged_kek_list")]
+        staged_master_keks: Vec<MasterKek>,
         /// Older master KEKs that still open project KEKs until `kek rotate`
         /// has rewrapped them.
         #[serde(default, deserialize_with = "master_kek_list")]
@@ -106,10 +112,12 @@ impl BackendConfig {
         Ok(match self {
             BackendConfig::SimpleCrypto {
                 master_kek,
+                staged_master_keks,
                 retired_master_keks,
-            } => Arc::new(SimpleCrypto::new(
+            } => Arc::new(SimpleCrypto::with_keys(
                 id.clone(),
                 master_kek,
+                staged_master_keks,
                 retired_master_keks,
                 catalog,
             )),
@@ -146,6 +154,7 @@ impl Config {
             software.clone(),
             BackendConfig::SimpleCrypto {
                 master_kek: MasterKek::generate()?,
+                staged_master_keks: Vec::new(),
                 retired_master_keks: Vec::new(),
             },
         );
@@ -276,17 +285,18 @@ impl Config {
             match backend {
                 BackendConfig::SimpleCrypto {
                     master_kek,
+                    staged_master_keks,
                     retired_master_keks,
                 } => {
                     out.push_str("kind = \"simple_crypto\"\nmaster_kek = \"");
                     out.push_str(&master_kek.to_base64());
-                    out.push_str("\"\nretired_master_keks = [");
-                    for (i, k) in retired_master_keks.iter().enumerate() {
-                        out.push_str(if i > 0 { ", \"" } else { "\"" });
-                        out.push_str(&k.to_base64());
-                        out.push('"');
+                    out.push_str("\"\n");
+                    // Written only when there are any, so configs of a
+                    // deployment that never staged a key stay as they were.
+                    if !staged_master_keks.is_empty() {
+                        push_key_list(&mut out, "staged_master_keks", staged_master_keks);
                     }
-                    out.push_str("]\n");
+                    push_key_list(&mut out, "retired_master_keks", retired_master_keks);
                 }
                 BackendConfig::DangerFixedKey { fixed_key } => {
                     out.push_str("kind = \"danger_fixed_key\"\nfixed_key = \"");
@@ -413,12 +423,37 @@ impl<'de> Deserialize<'de> for MasterKek {
     }
 }
 
-/// `retired_master_keks`. serde's own refusal of one string where the
-/// list belongs would quote the string, which is a master KEK.
+/// `name = ["…", "…"]` and a newline, into the wiped buffer.
+fn push_key_list(out: &mut String, name: &str, keys: &[MasterKek]) {
+    out.push_str(name);
+    out.push_str(" = [");
+    for (i, k) in keys.iter().enumerate() {
+        out.push_str(if i > 0 { ", \"" } else { "\"" });
+        out.push_str(&k.to_base64());
+        out.push('"');
+    }
+    out.push_str("]\n");
+}
+
+fn staged_kek_list<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Vec<MasterKek>, D::Error> {
+    master_kek_list_named(d, "staged_master_keks")
+}
+
 fn master_kek_list<'de, D: Deserializer<'de>>(
     d: D,
 ) -> std::result::Result<Vec<MasterKek>, D::Error> {
-    struct Keys;
+    master_kek_list_named(d, "retired_master_keks")
+}
+
+/// `staged_master_keks` and `retired_master_keks`. serde's own refusal of one string where the
+/// list belongs would quote the string, which is a master KEK.
+fn master_kek_list_named<'de, D: Deserializer<'de>>(
+    d: D,
+    name: &'static str,
+) -> std::result::Result<Vec<MasterKek>, D::Error> {
+    struct Keys(&'static str);
 
     impl<'de> Visitor<'de> for Keys {
         type Value = Vec<MasterKek>;
@@ -439,13 +474,14 @@ fn master_kek_list<'de, D: Deserializer<'de>>(
         }
 
         fn visit_str<E: serde::de::Error>(self, _: &str) -> std::result::Result<Self::Value, E> {
-            Err(E::custom(
-                "retired_master_keks must be a list of base64 master KEKs, not one string",
-            ))
+            Err(E::custom(format_args!(
+                "{} must be a list of base64 master KEKs, not one string",
+                self.0
+            )))
         }
     }
 
-    d.deserialize_any(Keys)
+    d.deserialize_any(Keys(name))
 }
 
 fn hex_key<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<SecretBytes, D::Error> {
@@ -627,6 +663,51 @@ mod tests {
         let mut pg = Config::generate("x.db").unwrap();
         pg.catalog = "postgresql://kw:hunter2@db/k".parse().unwrap();
         assert!(pg.holds_key_material());
+    }
+
+    /// Staged master KEKs are key material like the others: they round-trip
+    /// through the file, never show in `Debug` or in an error, and make the
+    /// file subject to the readable-config check.
+    #[test]
+    fn staged_master_keks_round_trip_and_stay_secret() {
+        let mut c = Config::generate("x.db").unwrap();
+        assert!(
+            !c.to_toml().contains("staged_master_keks"),
+            "not written when there are none"
+        );
+        let staged = MasterKek::generate().unwrap();
+        let Some(BackendConfig::SimpleCrypto {
+            staged_master_keks, ..
+        }) = c.backends.get_mut(&c.default_backend.clone())
+        else {
+            panic!("a simple_crypto backend");
+        };
+        staged_master_keks.push(staged.clone());
+        let text = c.to_toml();
+        assert!(
+            text.contains("staged_master_keks = [\""),
+            "{}",
+            text.as_str()
+        );
+        let back = Config::from_toml(&text, None).unwrap();
+        assert_eq!(*back.to_toml(), *text);
+        let shown = format!("{back:?}");
+        assert!(!shown.contains(staged.to_base64().as_str()), "{shown}");
+        assert!(shown.contains(&staged.fingerprint()), "{shown}");
+        assert!(back.holds_key_material());
+        let one = text.replace(
+            &format!("staged_master_keks = [\"{}\"]", staged.to_base64().as_str()),
+            &format!("staged_master_keks = \"{}\"", staged.to_base64().as_str()),
+        );
+        let e = Config::from_toml(&one, None).unwrap_err();
+        assert!(
+            e.to_string().contains("staged_master_keks must be a list"),
+            "{e}"
+        );
+        assert!(!e.to_string().contains(staged.to_base64().as_str()), "{e}");
+        let short = text.replace(staged.to_base64().as_str(), "AAAA");
+        let e = Config::from_toml(&short, None).unwrap_err();
+        assert!(e.to_string().contains("32 bytes"), "{e}");
     }
 
     #[test]

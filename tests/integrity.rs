@@ -108,6 +108,7 @@ fn wrong_master_kek_is_refused_at_open_and_at_use(kind: &Kind) {
         wrong.default_backend.clone(),
         BackendConfig::SimpleCrypto {
             master_kek: MasterKek::generate().unwrap(),
+            staged_master_keks: vec![],
             retired_master_keks: vec![],
         },
     );
@@ -192,7 +193,8 @@ fn master_kek_rotation_rewraps_without_touching_secrets(kind: &Kind) {
         rotated.default_backend.clone(),
         BackendConfig::SimpleCrypto {
             master_kek: new.clone(),
-            retired_master_keks: vec![old],
+            staged_master_keks: vec![],
+            retired_master_keks: vec![old.clone()],
         },
     );
     let store = SecretStore::open(&rotated).unwrap();
@@ -203,18 +205,48 @@ fn master_kek_rotation_rewraps_without_touching_secrets(kind: &Kind) {
     );
     let backend_ids = store.operator().backend_ids();
     assert_eq!(backend_ids.0.len(), 1);
+    // f.store still runs on the old config alone: the rotation waits for it.
+    let e = store
+        .operator()
+        .rewrap_project_keks(&rotated.default_backend)
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    assert!(e.to_string().contains("not yet known"), "{e}");
+    // Once it holds the new key as staged (reloaded, not reopened), it no
+    // longer does.
+    let mut staged: Config = f.config.clone();
+    staged.backends.insert(
+        staged.default_backend.clone(),
+        BackendConfig::SimpleCrypto {
+            master_kek: old.clone(),
+            staged_master_keks: vec![new.clone()],
+            retired_master_keks: vec![],
+        },
+    );
+    f.store.reload_master_keys(&staged).unwrap();
     let n = store
         .operator()
         .rewrap_project_keks(&rotated.default_backend)
         .unwrap();
     assert_eq!(n, 3);
+    // The instance still on its old master_kek reads (and below wraps a
+    // new project's KEK under the new key).
+    assert_eq!(
+        f.store
+            .payload(&admin("p0"), &ids[0])
+            .unwrap()
+            .bytes
+            .expose_secret(),
+        b"v0"
+    );
 
     // The old KEK can now be pruned: the new one alone opens everything.
     let mut pruned = rotated.clone();
     pruned.backends.insert(
         pruned.default_backend.clone(),
         BackendConfig::SimpleCrypto {
-            master_kek: new,
+            master_kek: new.clone(),
+            staged_master_keks: vec![],
             retired_master_keks: vec![],
         },
     );
@@ -232,6 +264,14 @@ fn master_kek_rotation_rewraps_without_touching_secrets(kind: &Kind) {
     assert_eq!(
         SecretStore::open(&f.config).unwrap_err().kind(),
         ErrorKind::Integrity
+    );
+    f.store.store_secret(&admin("p9"), secret("after")).unwrap();
+    assert_eq!(
+        raw(&f).count(&format!(
+            "project_keks WHERE master_fingerprint = '{}'",
+            new.fingerprint()
+        )),
+        4
     );
     let _ = c;
 }

@@ -25,9 +25,13 @@ fuzz_target!(|data: &[u8]| {
         match backend {
             BackendConfig::SimpleCrypto {
                 master_kek,
+                staged_master_keks,
                 retired_master_keks,
             } => {
-                for k in std::iter::once(master_kek).chain(retired_master_keks) {
+                for k in std::iter::once(master_kek)
+                    .chain(staged_master_keks)
+                    .chain(retired_master_keks)
+                {
                     assert!(!shown.contains(k.to_base64().as_str()), "{shown}");
                 }
             }

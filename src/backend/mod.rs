@@ -8,7 +8,7 @@ use std::fmt::Debug;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::keygen;
-use crate::model::{BackendId, KeySpec, ProjectId, SecretId, SecretMeta, SecretType};
+use crate::model::{BackendId, KeySpec, ProjectId, SecretId, SecretMeta, SecretType, Timestamp};
 use crate::secret::SecretBytes;
 
 pub mod fixed;
@@ -23,7 +23,7 @@ pub use fixed::{DangerFixedKey, FIXED_KEY_ID};
 pub use kmip::{Kmip, KmipConfig};
 #[cfg(feature = "pkcs11")]
 pub use pkcs11::{Pkcs11, Pkcs11Config};
-pub use simple_crypto::{MasterKek, SimpleCrypto};
+pub use simple_crypto::{HEARTBEAT_EVERY, MasterKek, MasterKekStatus, STALE_AFTER, SimpleCrypto};
 
 /// Which secret an operation is about: the backend binds its output to both.
 #[derive(Clone, Copy, Debug)]
@@ -218,6 +218,50 @@ pub trait KeyManager: Send + Sync + Debug {
             format!("backend {} has no master KEK to rotate", self.id()),
         ))
     }
+
+    /// Tells the catalog this instance is running and which keys it holds
+    /// (SimpleCrypto's master-KEK rollout). The store calls it when it
+    /// opens and then every [`HEARTBEAT_EVERY`]; backends without a
+    /// rollout do nothing.
+    fn announce(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Removes what [`KeyManager::announce`] recorded (the store is closing).
+    fn withdraw(&self) {}
+
+    /// Replaces the master KEKs this running backend holds (a reloaded
+    /// config), keeping the old ones when the new ones do not open what the
+    /// catalog holds.
+    fn reload_master_keys(
+        &self,
+        active: &MasterKek,
+        staged: &[MasterKek],
+        retired: &[MasterKek],
+    ) -> Result<()> {
+        let _ = (active, staged, retired);
+        Err(Error::new(
+            ErrorKind::Unsupported,
+            format!("backend {} has no master KEKs in the config", self.id()),
+        ))
+    }
+
+    /// Where the master-KEK rollout stands: the catalog's active key and
+    /// each live instance's keys. `None` for backends without one.
+    fn master_kek_status(&self) -> Result<Option<MasterKekStatus>> {
+        Ok(None)
+    }
+
+    /// Whether this instance's retired master KEKs may be dropped from its
+    /// config: `Conflict` while a project KEK is wrapped by any key but the
+    /// rollout's active one, or this or another live instance still has an
+    /// older key as its configured active one.
+    fn check_prune(&self) -> Result<()> {
+        Err(Error::new(
+            ErrorKind::Unsupported,
+            format!("backend {} has no master KEKs to prune", self.id()),
+        ))
+    }
 }
 
 /// A project KEK as the catalog keeps it: wrapped, with the fingerprint of the
@@ -239,7 +283,39 @@ impl Debug for WrappedKek {
     }
 }
 
+/// One running instance of a SimpleCrypto backend, as the catalog records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KekInstance {
+    /// Random, one per backend object (a store opened twice in one process
+    /// is two instances).
+    pub instance_id: String,
+    pub backend: BackendId,
+    pub host: String,
+    pub pid: u32,
+    /// Fingerprints of every master KEK it holds: active, staged, retired.
+    pub known: Vec<String>,
+    /// The fingerprint of the master KEK its config makes active.
+    pub configured_active: String,
+    /// When it last said so (catalog clock of the instance's host).
+    pub heartbeat: Timestamp,
+}
+
+/// What [`KekStore::insert_project_kek_if_active`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KekInsert {
+    /// The project's KEK as stored (this one, or one stored first).
+    Stored(WrappedKek),
+    /// Nothing: the rollout's active master KEK is now this one; wrap again.
+    ActiveChanged(String),
+}
+
+/// Rewraps one project KEK under the new active master KEK (rotation).
+pub type RewrapFn<'a> = dyn FnMut(&ProjectId, &WrappedKek) -> Result<WrappedKek> + 'a;
+
 /// Where crypto backends keep wrapped project KEKs (implemented by catalogs).
+///
+/// The master-KEK rollout calls (`rollout_active` and after) default to a
+/// store without one: no recorded active key, no instances.
 pub trait KekStore: Send + Sync + Debug {
     /// The project's KEK for `backend`, if one was made.
     fn project_kek(&self, backend: &BackendId, project: &ProjectId) -> Result<Option<WrappedKek>>;
@@ -263,4 +339,85 @@ pub trait KekStore: Send + Sync + Debug {
         backend: &BackendId,
         keks: Vec<(ProjectId, WrappedKek)>,
     ) -> Result<()>;
+
+    /// The master-KEK fingerprint new project KEKs of `backend` must be
+    /// wrapped under, if the catalog records one.
+    fn rollout_active(&self, backend: &BackendId) -> Result<Option<String>> {
+        let _ = backend;
+        Ok(None)
+    }
+
+    /// Records `fingerprint` as that key unless one is recorded; returns
+    /// the one recorded.
+    fn propose_rollout_active(&self, backend: &BackendId, fingerprint: &str) -> Result<String> {
+        let _ = backend;
+        Ok(fingerprint.to_owned())
+    }
+
+    /// [`KekStore::insert_project_kek`], done only while
+    /// `kek.master_fingerprint` is the rollout's active key (checked in the
+    /// insert's transaction).
+    fn insert_project_kek_if_active(
+        &self,
+        backend: &BackendId,
+        project: &ProjectId,
+        kek: WrappedKek,
+    ) -> Result<KekInsert> {
+        Ok(KekInsert::Stored(
+            self.insert_project_kek(backend, project, kek)?,
+        ))
+    }
+
+    /// In one transaction: refuses (`Conflict`) while an instance that
+    /// heartbeat since `live_since` does not know `new_active`; makes it
+    /// the rollout's active key; rewraps every project KEK of `backend`
+    /// not wrapped by it with `rewrap`. How many project KEKs there are.
+    fn rotate_project_keks(
+        &self,
+        backend: &BackendId,
+        new_active: &str,
+        live_since: Timestamp,
+        rewrap: &mut RewrapFn<'_>,
+    ) -> Result<usize> {
+        let _ = live_since;
+        let all = self.project_keks(backend)?;
+        let n = all.len();
+        let mut new = Vec::with_capacity(n);
+        for (project, old) in all {
+            if old.master_fingerprint != new_active {
+                let k = rewrap(&project, &old)?;
+                new.push((project, k));
+            }
+        }
+        self.replace_project_keks(backend, new)?;
+        Ok(n)
+    }
+
+    /// How many project KEKs of `backend` another master KEK than
+    /// `fingerprint` wraps.
+    fn project_keks_not_under(&self, backend: &BackendId, fingerprint: &str) -> Result<u64> {
+        Ok(self
+            .project_keks(backend)?
+            .iter()
+            .filter(|(_, k)| k.master_fingerprint != fingerprint)
+            .count() as u64)
+    }
+
+    /// Records or refreshes `instance`; forgets instances silent since
+    /// `forget_before`.
+    fn heartbeat_instance(&self, instance: &KekInstance, forget_before: Timestamp) -> Result<()> {
+        let _ = (instance, forget_before);
+        Ok(())
+    }
+
+    fn remove_instance(&self, instance_id: &str) -> Result<()> {
+        let _ = instance_id;
+        Ok(())
+    }
+
+    /// Instances of `backend` that heartbeat since `since`.
+    fn live_instances(&self, backend: &BackendId, since: Timestamp) -> Result<Vec<KekInstance>> {
+        let _ = (backend, since);
+        Ok(Vec::new())
+    }
 }

@@ -25,6 +25,7 @@ pub mod postgres;
 mod query;
 mod quotas;
 mod read;
+pub(crate) mod rollout;
 mod rows;
 pub(crate) mod sql;
 pub mod sqlite;

@@ -220,6 +220,44 @@ impl Server {
     }
 }
 
+/// Reloads the master KEKs from `path` on every SIGHUP.
+async fn reload_on_hangup(store: std::sync::Weak<SecretStore>, path: std::path::PathBuf) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; master KEKs reload only on restart");
+            return;
+        };
+        while hangup.recv().await.is_some() {
+            let (store, file) = (store.clone(), path.clone());
+            let outcome = tokio::task::spawn_blocking(move || {
+                let Some(store) = store.upgrade() else {
+                    return Ok(());
+                };
+                let config = crate::config::Config::from_file(&file)?;
+                store.reload_master_keys(&config)
+            })
+            .await;
+            match outcome {
+                Ok(Ok(())) => {
+                    tracing::info!("SIGHUP: master KEKs reloaded from {}", path.display());
+                    eprintln!("keywarden serve: master KEKs reloaded");
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "SIGHUP: master KEKs not reloaded; the running keys stay");
+                    eprintln!("keywarden serve: master KEKs not reloaded: {e}");
+                }
+                Err(_) => tracing::warn!("SIGHUP: the reload did not finish"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (store, path);
+    }
+}
+
 /// A stop signal: SIGTERM or SIGINT (Ctrl-C).
 pub async fn shutdown_signal() {
     #[cfg(unix)]
@@ -329,6 +367,18 @@ async fn request_headers(req: Request, next: Next) -> Response {
 /// Runs `keywarden serve` for a loaded config until SIGTERM/SIGINT: builds
 /// the runtime, opens the store, binds, logs one line when ready.
 pub fn serve_blocking(config: &crate::config::Config) -> Result<()> {
+    serve_blocking_reloading(config, None)
+}
+
+/// [`serve_blocking`]; with `config_path`, SIGHUP re-reads that file and
+/// reloads the store's master KEKs from it
+/// ([`SecretStore::reload_master_keys`]), as a master-KEK rollout's stage,
+/// rotate and prune steps want. A reload that fails is logged and the
+/// running keys stay; nothing else in the config is re-read.
+pub fn serve_blocking_reloading(
+    config: &crate::config::Config,
+    config_path: Option<&std::path::Path>,
+) -> Result<()> {
     let server_config = ServerConfig::from_config(config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -343,6 +393,11 @@ pub fn serve_blocking(config: &crate::config::Config) -> Result<()> {
     // its PostgreSQL connections, which must not be dropped on an async
     // worker) goes last, here, also when binding fails.
     let served = store.clone();
+    if let Some(path) = config_path {
+        // Weak: the last reference to the store must not go on an async
+        // worker (see above); the reload itself runs on the blocking pool.
+        runtime.spawn(reload_on_hangup(Arc::downgrade(&store), path.to_owned()));
+    }
     runtime.block_on(async move {
         let server = Server::bind(&server_config, served).await?;
         let addr = server.local_addr()?;

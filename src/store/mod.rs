@@ -38,6 +38,7 @@ mod metadata;
 pub(crate) mod migrated;
 mod operator;
 mod orders;
+mod presence;
 mod project_backend;
 mod quotas;
 mod secrets;
@@ -63,6 +64,9 @@ pub struct SecretStore {
     payload_rules: PayloadRules,
     endpoint: String,
     default_quotas: Quotas,
+    /// Heartbeats the catalog's instance list; last, so it is dropped (and
+    /// withdraws) after everything else.
+    _presence: presence::Presence,
 }
 
 /// Builds a [`SecretStore`] from explicit parts.
@@ -171,7 +175,9 @@ impl StoreBuilder {
                 "only one danger_fixed_key backend may be configured",
             ));
         }
+        let presence = presence::Presence::start(self.backends.values().cloned().collect())?;
         Ok(SecretStore {
+            _presence: presence,
             catalog: self.catalog,
             backends: self.backends,
             default_backend,
@@ -223,6 +229,30 @@ impl SecretStore {
             policy.apply_overrides(&text)?;
         }
         builder.policy(policy).build()
+    }
+
+    /// Replaces the master KEKs of this store's SimpleCrypto backends with
+    /// those `config` holds (active, staged, retired), without reopening:
+    /// how a running instance takes a key `keywarden kek stage` made, or
+    /// the config a rotation left. Each backend keeps its old keys when the
+    /// new ones do not open what the catalog holds; the first such error is
+    /// returned. Backends `config` does not describe are left alone.
+    pub fn reload_master_keys(&self, config: &Config) -> Result<()> {
+        for (id, backend) in &config.backends {
+            let crate::config::BackendConfig::SimpleCrypto {
+                master_kek,
+                staged_master_keks,
+                retired_master_keks,
+            } = backend
+            else {
+                continue;
+            };
+            let Some(km) = self.backends.get(id) else {
+                continue;
+            };
+            km.reload_master_keys(master_kek, staged_master_keks, retired_master_keks)?;
+        }
+        Ok(())
     }
 
     /// `<endpoint>/v1/secrets/<id>`.

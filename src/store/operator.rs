@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use std::path::Path;
 
-use crate::backend::KekReport;
+use crate::backend::{KekInstance, KekReport, MasterKekStatus};
 use crate::catalog::{Catalog, CatalogLocation, Counts, SqliteCatalog};
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
@@ -279,13 +279,65 @@ impl<'a> Operator<'a> {
     }
 
     /// Rewraps `backend`'s project KEKs under its active master KEK in one
-    /// transaction (master-KEK rotation). Secrets are not re-encrypted.
+    /// transaction (master-KEK rotation), which makes that key the one new
+    /// project KEKs are wrapped under on every instance. `Conflict`
+    /// (nothing changed) while a running instance does not hold the key
+    /// (see [`Operator::rotation_blockers`]). Secrets are not re-encrypted.
     pub fn rewrap_project_keks(&self, backend: &BackendId) -> Result<usize> {
         audited(Actor::Operator, "kek:rewrap", backend, || {
             self.store
                 .backend(backend)
                 .and_then(|b| b.rewrap_project_keks())
         })
+    }
+
+    /// Where each SimpleCrypto backend's master-KEK rollout stands: the
+    /// catalog's active key and every running instance's keys.
+    pub fn master_kek_status(&self) -> Result<Vec<MasterKekStatus>> {
+        let mut out = Vec::new();
+        for b in self.store.backends.values() {
+            if let Some(s) = b.master_kek_status()? {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The running instances (other than this store) that do not hold the
+    /// master KEK `fingerprint` of `backend`: a rotation to it waits for
+    /// them.
+    pub fn rotation_blockers(
+        &self,
+        backend: &BackendId,
+        fingerprint: &str,
+    ) -> Result<Vec<KekInstance>> {
+        let Some(status) = self.store.backend(backend)?.master_kek_status()? else {
+            return Ok(Vec::new());
+        };
+        Ok(status
+            .instances
+            .into_iter()
+            .filter(|i| {
+                i.instance_id != status.this_instance && !i.known.iter().any(|k| k == fingerprint)
+            })
+            .collect())
+    }
+
+    /// How many project KEKs of `backend` another master KEK than
+    /// `fingerprint` wraps.
+    pub fn project_keks_not_under(&self, backend: &BackendId, fingerprint: &str) -> Result<u64> {
+        self.store.backend(backend)?;
+        self.store
+            .catalog
+            .project_keks_not_under(backend, fingerprint)
+    }
+
+    /// Whether this config's retired master KEKs of `backend` may go:
+    /// `Conflict` while a project KEK is wrapped by another key than the
+    /// catalog's active one (which must be this config's `master_kek`),
+    /// or another running instance still has an older `master_kek`.
+    pub fn check_prune(&self, backend: &BackendId) -> Result<()> {
+        self.store.backend(backend)?.check_prune()
     }
 
     /// How much the catalog holds.

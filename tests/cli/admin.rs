@@ -376,3 +376,163 @@ fn a_config_others_can_read_is_refused_until_chmod_600() {
     fs::set_permissions(&kw.config, fs::Permissions::from_mode(0o600)).unwrap();
     assert_eq!(kw.payload(&href), "kept");
 }
+
+/// The several-instance runbook through the command, with a second
+/// instance (a library store on the same catalog) running throughout:
+/// `kek rotate` without a staged key is refused while it runs, `kek stage`
+/// writes the key, `kek status` shows who lacks it, the rotation waits
+/// until it holds it, that instance keeps working on its old master_kek,
+/// and `kek prune` waits until it runs on the new one.
+#[test]
+fn kek_stage_status_rotate_prune_with_a_second_instance_running() {
+    use crate::common::admin;
+    use keywarden::config::Config;
+    use keywarden::store::{NewSecret, SecretStore};
+
+    let kw = Keywarden::new();
+    let href = kw.store("s", "kept");
+    let other = SecretStore::open(&Config::from_file(&kw.config).unwrap()).unwrap();
+    let text = |s: &str| NewSecret::new().payload_text(s, Some("text/plain"), None);
+    let mine = other.store_secret(&admin("other"), text("mine")).unwrap();
+
+    let before = fs::read_to_string(&kw.config).unwrap();
+    let line = kw.refused(&["kek", "rotate"], "stage the new key first");
+    assert!(line.starts_with("Conflict"), "{line}");
+    assert!(
+        line.contains(&format!("(pid {})", std::process::id())),
+        "{line}"
+    );
+    assert_eq!(
+        fs::read_to_string(&kw.config).unwrap(),
+        before,
+        "config unchanged"
+    );
+
+    let out = kw.ok(&["kek", "stage"]);
+    assert!(out.contains("staged new master KEK"), "{out}");
+    let staged = fs::read_to_string(&kw.config).unwrap();
+    assert!(staged.contains("staged_master_keks = [\""), "{staged}");
+    assert_eq!(master_kek_line(&staged), master_kek_line(&before));
+    assert_eq!(mode(&kw.config), 0o600);
+    let status = kw.ok(&["kek", "status"]);
+    assert!(status.contains("LACKS the staged key"), "{status}");
+    assert!(status.contains("(this command)"), "{status}");
+    kw.refused(&["kek", "rotate"], "not yet held by");
+
+    // The operator copies the staged line to the other instance; it reloads.
+    other
+        .reload_master_keys(&Config::from_file(&kw.config).unwrap())
+        .unwrap();
+    let status = kw.ok(&["kek", "status"]);
+    assert!(!status.contains("LACKS"), "{status}");
+    assert!(status.contains("run `keywarden kek rotate`"), "{status}");
+    let out = kw.ok(&["kek", "rotate"]);
+    assert!(out.contains("2 project KEKs rewrapped"), "{out}");
+    let rotated = fs::read_to_string(&kw.config).unwrap();
+    assert!(!rotated.contains("staged_master_keks"), "{rotated}");
+
+    // The other instance, still on its old master_kek, keeps working.
+    let after = other.store_secret(&admin("other"), text("after")).unwrap();
+    let fresh = other.store_secret(&admin("fresh"), text("fresh")).unwrap();
+    for (project, id, payload) in [
+        ("other", mine, "mine"),
+        ("other", after, "after"),
+        ("fresh", fresh, "fresh"),
+    ] {
+        assert_eq!(
+            other
+                .payload(&admin(project), &id)
+                .unwrap()
+                .bytes
+                .expose_secret(),
+            payload.as_bytes()
+        );
+    }
+
+    let line = kw.refused(&["kek", "prune"], "still run with another master_kek");
+    assert!(line.starts_with("Conflict"), "{line}");
+    other
+        .reload_master_keys(&Config::from_file(&kw.config).unwrap())
+        .unwrap();
+    let out = kw.ok(&["kek", "prune"]);
+    assert!(out.contains("Removed 1 retired master KEKs"), "{out}");
+    other
+        .reload_master_keys(&Config::from_file(&kw.config).unwrap())
+        .unwrap();
+    assert_eq!(kw.payload(&href), "kept");
+    assert!(kw.ok(&["kek", "status"]).contains("Next: nothing to do"));
+    assert!(kw.ok(&["check"]).ends_with("OK\n"));
+
+    // Alone again, the one-step rotation works as before.
+    drop(other);
+    let out = kw.ok(&["kek", "rotate"]);
+    assert!(out.contains("3 project KEKs rewrapped"), "{out}");
+}
+
+/// `keywarden serve` reloads its config's master KEKs on SIGHUP: staged,
+/// it holds the new key without a restart, and the rotation proceeds.
+#[cfg(feature = "server")]
+#[test]
+fn serve_reloads_master_keks_on_sighup() {
+    use std::io::{BufRead as _, BufReader};
+    use std::process::Stdio;
+
+    let kw = Keywarden::new();
+    let href = kw.store("s", "kept");
+    let text = fs::read_to_string(&kw.config).unwrap();
+    assert!(text.contains("\nplain_http = true\n"), "{text}");
+    crate::common::write_private(
+        &kw.config,
+        text.replacen(
+            "\nplain_http = true\n",
+            "\nplain_http = true\nlisten = \"127.0.0.1:0\"\n",
+            1,
+        )
+        .as_bytes(),
+    );
+    let mut serve = kw
+        .command()
+        .arg("serve")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = serve.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let wait_for = |phrase: &str| loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("serve never said {phrase:?}"));
+        if line.contains(phrase) {
+            return;
+        }
+    };
+    wait_for("listening on");
+    let signal = |name: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([name, &serve.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {name}");
+    };
+
+    kw.ok(&["kek", "stage"]);
+    assert!(kw.ok(&["kek", "status"]).contains("LACKS the staged key"));
+    kw.refused(&["kek", "rotate"], "not yet held by");
+    signal("-HUP");
+    wait_for("master KEKs reloaded");
+    assert!(!kw.ok(&["kek", "status"]).contains("LACKS"));
+    let out = kw.ok(&["kek", "rotate"]);
+    assert!(out.contains("1 project KEKs rewrapped"), "{out}");
+    signal("-HUP");
+    wait_for("master KEKs reloaded");
+    kw.ok(&["kek", "prune"]);
+    assert_eq!(kw.payload(&href), "kept");
+    signal("-TERM");
+    assert!(serve.wait().unwrap().success());
+}

@@ -20,6 +20,7 @@ mod common;
 mod instances;
 mod outage;
 mod processes;
+mod rotation;
 mod schema;
 
 use std::path::Path;

@@ -28,7 +28,7 @@ fn schema_is_versioned_migrated_once_and_newer_is_refused() {
     // Version 4: 0002 gives SQLite the index PostgreSQL's 0001 made; 0003
     // metadata, quotas and container consumers; 0004 container ACLs.
     for h in opened {
-        assert_eq!(h.join().unwrap().unwrap(), 4);
+        assert_eq!(h.join().unwrap().unwrap(), 5);
     }
     let mut raw = Raw::open(&catalog);
     assert_eq!(raw.count("keywarden_schema"), 1);

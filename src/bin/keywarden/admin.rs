@@ -5,7 +5,7 @@ use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use keywarden::backend::MasterKek;
+use keywarden::backend::{KekInstance, MasterKek};
 use keywarden::catalog::CatalogLocation;
 use keywarden::config::{BackendConfig, Config};
 use keywarden::model::BackendId;
@@ -109,47 +109,171 @@ pub fn restore(config: &Config, backup: &Path, force: bool) -> CliResult<String>
     ))
 }
 
-/// `keywarden kek rotate`: config first (new active + old retired), then the
-/// rewrap in one transaction, so a crash between the two loses nothing.
-pub fn kek_rotate(config_path: &Path, only: Option<&str>) -> CliResult<String> {
-    // Refuses early if the database is missing or the keys do not open it.
-    let (mut config, _) = open_store(config_path)?;
+/// The simple_crypto backends a `kek` command works on: `only`, or all.
+fn kek_targets(config: &Config, only: Option<&str>) -> CliResult<Vec<BackendId>> {
     let targets: Vec<BackendId> = match only {
         Some(id) => {
             let id = BackendId::new(id)?;
-            if !config.backends.contains_key(&id) {
-                return Err(Failure::Usage(format!("backend {id} is not configured")));
+            match config.backends.get(&id) {
+                None => return Err(Failure::Usage(format!("backend {id} is not configured"))),
+                Some(BackendConfig::SimpleCrypto { .. }) => {}
+                Some(_) => {
+                    return Err(Failure::Usage(format!(
+                        "backend {id} has no master KEK in the config to rotate (a pkcs11 backend rotates with `keywarden hsm rotate`)"
+                    )));
+                }
             }
             vec![id]
         }
-        None => config.backends.keys().cloned().collect(),
+        None => config
+            .backends
+            .iter()
+            .filter(|(_, b)| matches!(b, BackendConfig::SimpleCrypto { .. }))
+            .map(|(id, _)| id.clone())
+            .collect(),
     };
+    Ok(targets)
+}
+
+/// "host h (pid 7), host g (pid 9)".
+fn instances_text(instances: &[KekInstance]) -> String {
+    instances
+        .iter()
+        .map(|i| format!("host {} (pid {})", i.host, i.pid))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `keywarden kek stage`: a new master KEK in this config's
+/// `staged_master_keks`, to be copied to every instance before `kek rotate`.
+/// A key already staged is kept (running it twice stages nothing new).
+pub fn kek_stage(config_path: &Path, only: Option<&str>) -> CliResult<String> {
+    let (mut config, store) = open_store(config_path)?;
+    drop(store);
+    let targets = kek_targets(&config, only)?;
+    let mut out = String::new();
+    for id in &targets {
+        let Some(BackendConfig::SimpleCrypto {
+            staged_master_keks, ..
+        }) = config.backends.get_mut(id)
+        else {
+            continue;
+        };
+        match staged_master_keks.first() {
+            Some(k) => out.push_str(&format!(
+                "Backend {id}: master KEK {} is already staged.\n",
+                k.fingerprint()
+            )),
+            None => {
+                let new = MasterKek::generate()?;
+                out.push_str(&format!(
+                    "Backend {id}: staged new master KEK {}.\n",
+                    new.fingerprint()
+                ));
+                staged_master_keks.push(new);
+            }
+        }
+    }
+    write_config(config_path, &config)?;
+    // The staged keys must not break this config (they are only added).
+    SecretStore::open(&config)?;
+    out.push_str(&format!(
+        "Copy the staged_master_keks line of {} into the same backend section of every \
+         instance's config, then reload (SIGHUP to `keywarden serve`) or restart each one.\n\
+         `keywarden kek status` shows which instances hold the key; then run `keywarden kek rotate`.\n",
+        config_path.display()
+    ));
+    Ok(out)
+}
+
+/// `keywarden kek rotate`: the staged master KEK (or, with no other
+/// instance running, a fresh one) becomes active. Refused before anything
+/// changes while a running instance lacks the new key. Then config first
+/// (new active + old retired), then the rewrap in one transaction, so a
+/// crash between the two loses nothing.
+pub fn kek_rotate(config_path: &Path, only: Option<&str>) -> CliResult<String> {
+    // Refuses early if the database is missing or the keys do not open it.
+    let (mut config, store) = open_store(config_path)?;
+    let targets = kek_targets(&config, only)?;
     let mut fingerprints = Vec::new();
     for id in &targets {
         let Some(BackendConfig::SimpleCrypto {
             master_kek,
+            staged_master_keks,
             retired_master_keks,
         }) = config.backends.get_mut(id)
         else {
-            if only.is_some() {
-                return Err(Failure::Usage(format!(
-                    "backend {id} has no master KEK in the config to rotate (a pkcs11 backend rotates with `keywarden hsm rotate`)"
-                )));
-            }
             continue;
         };
-        let new = MasterKek::generate()?;
+        // A rotation cut short (config rotated, catalog not: a crash, or a
+        // restored backup older than the config) is finished, not started
+        // again under yet another key.
+        let mine = master_kek.fingerprint();
+        let unfinished = store
+            .operator()
+            .master_kek_status()?
+            .into_iter()
+            .find(|s| &s.backend == id)
+            .and_then(|s| {
+                let active = s.catalog_active.unwrap_or_else(|| mine.clone());
+                let others = store.operator().project_keks_not_under(id, &mine);
+                (active != mine || others.is_ok_and(|n| n > 0)).then_some(active)
+            });
+        if let (Some(from), true) = (unfinished, staged_master_keks.is_empty()) {
+            let blockers = store.operator().rotation_blockers(id, &mine)?;
+            if !blockers.is_empty() {
+                return Err(Failure::Store(Error::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "this config's master KEK {mine} of backend {id} is not yet held by {}; copy it to them \
+                         (as staged_master_keks) and reload or restart them; nothing was rotated",
+                        instances_text(&blockers)
+                    ),
+                )));
+            }
+            fingerprints.push((id.clone(), from, mine));
+            continue;
+        }
+        let (new, staged) = match staged_master_keks.first() {
+            Some(k) => (k.clone(), true),
+            None => (MasterKek::generate()?, false),
+        };
+        let blockers = store.operator().rotation_blockers(id, &new.fingerprint())?;
+        if !blockers.is_empty() {
+            let what = if staged {
+                format!(
+                    "the staged master KEK {} of backend {id} is not yet held by {}; copy this config's \
+                     staged_master_keks line to them and reload or restart them (`keywarden kek status` shows \
+                     where each stands); nothing was rotated",
+                    new.fingerprint(),
+                    instances_text(&blockers)
+                )
+            } else {
+                format!(
+                    "other instances use backend {id} on this catalog ({}); stage the new key first: \
+                     `keywarden kek stage`, copy its line to every instance, reload them, then \
+                     `keywarden kek rotate`; nothing was rotated",
+                    instances_text(&blockers)
+                )
+            };
+            return Err(Failure::Store(Error::new(ErrorKind::Conflict, what)));
+        }
+        if staged {
+            staged_master_keks.remove(0);
+        }
         let old = std::mem::replace(master_kek, new.clone());
         retired_master_keks.insert(0, old.clone());
         fingerprints.push((id.clone(), old.fingerprint(), new.fingerprint()));
     }
+    drop(store);
     write_config(config_path, &config)?;
     let store = SecretStore::open(&config)?;
     let mut out = String::new();
     for (id, old, new) in fingerprints {
         progress(&format!("Rewrapping project KEKs of {id}…"));
-        let n = store.operator().rewrap_project_keks(&id)?;
+        let n = store.operator().rewrap_project_keks(&id);
         progress_done();
+        let n = n?;
         out.push_str(&format!(
             "Backend {id}: master KEK {old} -> {new}; {n} project KEKs rewrapped; secrets untouched.\n\
              The old KEK stays in the config as retired until `keywarden kek prune`.\n"
@@ -158,10 +282,11 @@ pub fn kek_rotate(config_path: &Path, only: Option<&str>) -> CliResult<String> {
     Ok(out)
 }
 
-/// `keywarden kek prune`: removes retired master KEKs that wrap nothing.
+/// `keywarden kek prune`: removes retired master KEKs, once the library
+/// says nothing needs them (every project KEK under the catalog's active
+/// key, which is this config's, and no running instance on an older one).
 pub fn kek_prune(config_path: &Path) -> CliResult<String> {
     let (mut config, store) = open_store(config_path)?;
-    let report = store.operator().check()?;
     let mut pruned = 0;
     for (id, backend) in config.backends.iter_mut() {
         let BackendConfig::SimpleCrypto {
@@ -174,24 +299,90 @@ pub fn kek_prune(config_path: &Path) -> CliResult<String> {
         if retired_master_keks.is_empty() {
             continue;
         }
-        let still = report.backends.get(id).map_or(0, |r| r.wrapped_by_retired);
-        if still > 0 {
-            return Err(Failure::Store(Error::new(
-                ErrorKind::Conflict,
-                format!(
-                    "{still} project KEKs of backend {id} are still wrapped by a retired master KEK; run `keywarden kek rotate` first"
-                ),
-            )));
-        }
+        store.operator().check_prune(id)?;
         pruned += retired_master_keks.len();
         retired_master_keks.clear();
     }
+    drop(store);
     write_config(config_path, &config)?;
     SecretStore::open(&config)?;
     Ok(format!(
         "Removed {pruned} retired master KEKs from {}\n",
         config_path.display()
     ))
+}
+
+/// `keywarden kek status`: where the rollout stands on each simple_crypto
+/// backend, instance by instance, and the next step.
+pub fn kek_status(config_path: &Path) -> CliResult<String> {
+    let (config, store) = open_store(config_path)?;
+    let mut out = String::new();
+    for status in store.operator().master_kek_status()? {
+        let id = &status.backend;
+        let Some(BackendConfig::SimpleCrypto {
+            master_kek,
+            staged_master_keks,
+            retired_master_keks,
+        }) = config.backends.get(id)
+        else {
+            continue;
+        };
+        let active = status
+            .catalog_active
+            .clone()
+            .unwrap_or_else(|| master_kek.fingerprint());
+        let staged = staged_master_keks.first().map(MasterKek::fingerprint);
+        out.push_str(&format!(
+            "Backend {id}: new project KEKs are wrapped under master KEK {active}; {} project KEKs under another key\n",
+            status.wrapped_by_others
+        ));
+        let mut lacking = Vec::new();
+        let mut behind = Vec::new();
+        for i in &status.instances {
+            let stage = match &staged {
+                Some(s) if i.known.iter().any(|k| k == s) => "holds the staged key",
+                Some(_) => {
+                    lacking.push(i.clone());
+                    "LACKS the staged key"
+                }
+                None if i.configured_active != active => {
+                    behind.push(i.clone());
+                    "master_kek is an older key"
+                }
+                None => "up to date",
+            };
+            out.push_str(&format!(
+                "  host {} pid {}: master_kek {}, holds {} keys: {stage}{}\n",
+                i.host,
+                i.pid,
+                i.configured_active,
+                i.known.len(),
+                if i.instance_id == status.this_instance {
+                    " (this command)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        let next = match &staged {
+            Some(s) if lacking.is_empty() => {
+                format!("every running instance holds staged key {s}: run `keywarden kek rotate`")
+            }
+            Some(s) => format!(
+                "copy staged key {s} to {} and reload them",
+                instances_text(&lacking)
+            ),
+            None if !behind.is_empty() => format!(
+                "make {active} the master_kek of {} and reload them; then `keywarden kek prune`",
+                instances_text(&behind)
+            ),
+            None if status.wrapped_by_others > 0 => "run `keywarden kek rotate`".to_owned(),
+            None if !retired_master_keks.is_empty() => "run `keywarden kek prune`".to_owned(),
+            None => "nothing to do".to_owned(),
+        };
+        out.push_str(&format!("  Next: {next}\n"));
+    }
+    Ok(out)
 }
 
 /// `keywarden check`: the store opens (every master KEK opens its project

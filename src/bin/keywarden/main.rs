@@ -314,14 +314,25 @@ enum ProjectStoreCommand {
 
 #[derive(Subcommand, Debug)]
 enum KekCommand {
-    /// A new master KEK; project KEKs rewrapped; the old KEK kept as retired.
+    /// A new master KEK in this config's staged_master_keks, to copy to
+    /// every instance before `kek rotate` (several instances on one catalog).
+    Stage {
+        /// Only this backend (default: every simple_crypto backend).
+        #[arg(long)]
+        backend: Option<String>,
+    },
+    /// The staged master KEK (or a new one, when no other instance runs)
+    /// becomes active; project KEKs rewrapped; the old KEK kept as retired.
     Rotate {
         /// Only this backend (default: every simple_crypto backend).
         #[arg(long)]
         backend: Option<String>,
     },
-    /// Drop retired master KEKs once nothing is wrapped by them.
+    /// Drop retired master KEKs once nothing is wrapped by them and no
+    /// running instance still uses one as its master_kek.
     Prune,
+    /// Where a master-KEK rollout stands on each running instance.
+    Status,
 }
 
 fn main() -> ExitCode {
@@ -436,6 +447,10 @@ fn run(cli: &Cli) -> CliResult<String> {
             admin::kek_rotate(&cli.config, backend.as_deref())
         }
         Command::Kek(KekCommand::Prune) => admin::kek_prune(&cli.config),
+        Command::Kek(KekCommand::Stage { backend }) => {
+            admin::kek_stage(&cli.config, backend.as_deref())
+        }
+        Command::Kek(KekCommand::Status) => admin::kek_status(&cli.config),
         Command::Check => admin::check(&cli.config),
         Command::Migrate(cmd) => migrate::run(cli, cmd),
         Command::Volume(cmd) => volume::run(cli, cmd),

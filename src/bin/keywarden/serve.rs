@@ -26,11 +26,12 @@ pub enum UserCommand {
     },
 }
 
-/// Serves until SIGTERM/SIGINT. A bad config is one line and exit 1.
+/// Serves until SIGTERM/SIGINT; SIGHUP reloads the config's master KEKs.
+/// A bad config is one line and exit 1.
 pub fn serve(config_path: &Path) -> CliResult<String> {
     let config = load_config(config_path)?;
     catalog::require_existing(&config)?;
-    server::serve_blocking(&config)?;
+    server::serve_blocking_reloading(&config, Some(config_path))?;
     Ok(String::new())
 }
 

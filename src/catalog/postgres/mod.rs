@@ -29,13 +29,13 @@ use std::time::Duration;
 
 use ::postgres::IsolationLevel;
 
-use crate::backend::{KekStore, WrappedKek};
+use crate::backend::{KekInsert, KekInstance, KekStore, RewrapFn, WrappedKek};
 use crate::catalog::rows::corrupt;
 use crate::catalog::write::{
     TABLES, apply_batch, apply_each_at_once_first, delete_everything, insert_record,
 };
 use crate::catalog::{
-    Catalog, PostgresUrl, RecordSink, RecordSource, Write, read as reads, write as rules,
+    Catalog, PostgresUrl, RecordSink, RecordSource, Write, read as reads, rollout, write as rules,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{BackendId, ProjectId, Timestamp};
@@ -301,5 +301,64 @@ impl KekStore for PostgresCatalog {
         self.transact(IsolationLevel::Serializable, |db| {
             rules::replace_project_keks(db, backend, &keks)
         })
+    }
+
+    fn rollout_active(&self, backend: &BackendId) -> Result<Option<String>> {
+        self.read(|db| rollout::active(db, backend, ""))
+    }
+
+    fn propose_rollout_active(&self, backend: &BackendId, fingerprint: &str) -> Result<String> {
+        self.transact(IsolationLevel::ReadCommitted, |db| {
+            rollout::propose(db, backend, fingerprint)
+        })
+    }
+
+    fn insert_project_kek_if_active(
+        &self,
+        backend: &BackendId,
+        project: &ProjectId,
+        kek: WrappedKek,
+    ) -> Result<KekInsert> {
+        // READ COMMITTED, as `insert_project_kek`: the rollout row's lock
+        // (FOR KEY SHARE) waits for a rotation holding it and then reads
+        // the key that rotation committed.
+        self.transact(IsolationLevel::ReadCommitted, |db| {
+            rollout::insert_project_kek_if_active(db, backend, project, &kek)
+        })
+    }
+
+    fn rotate_project_keks(
+        &self,
+        backend: &BackendId,
+        new_active: &str,
+        live_since: Timestamp,
+        rewrap: &mut RewrapFn<'_>,
+    ) -> Result<usize> {
+        // READ COMMITTED on purpose: the rollout row is locked (FOR UPDATE)
+        // first, after inserts in flight commit, and each statement after
+        // it sees their KEKs; a SERIALIZABLE snapshot would predate them.
+        self.transact(IsolationLevel::ReadCommitted, |db| {
+            rollout::rotate(db, backend, new_active, live_since, &mut *rewrap)
+        })
+    }
+
+    fn project_keks_not_under(&self, backend: &BackendId, fingerprint: &str) -> Result<u64> {
+        self.read(|db| rollout::wrapped_by_others(db, backend, fingerprint))
+    }
+
+    fn heartbeat_instance(&self, instance: &KekInstance, forget_before: Timestamp) -> Result<()> {
+        self.transact(IsolationLevel::ReadCommitted, |db| {
+            rollout::heartbeat(db, instance, forget_before)
+        })
+    }
+
+    fn remove_instance(&self, instance_id: &str) -> Result<()> {
+        self.transact(IsolationLevel::ReadCommitted, |db| {
+            rollout::remove(db, instance_id)
+        })
+    }
+
+    fn live_instances(&self, backend: &BackendId, since: Timestamp) -> Result<Vec<KekInstance>> {
+        self.read(|db| rollout::live(db, backend, since))
     }
 }

@@ -13,6 +13,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0002_secrets_by_kek.sql"),
     include_str!("../migrations/postgres/0003_metadata_quotas_container_consumers.sql"),
     include_str!("../migrations/postgres/0004_container_acls.sql"),
+    include_str!("../migrations/postgres/0005_master_kek_rollout.sql"),
 ];
 
 pub(crate) fn migrate(client: &mut Client) -> Result<(), Fail> {

@@ -13,9 +13,11 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
-use crate::backend::{KekStore, WrappedKek};
+use crate::backend::{KekInsert, KekInstance, KekStore, RewrapFn, WrappedKek};
 use crate::catalog::write::{apply_each_at_once_first, delete_everything, insert_record};
-use crate::catalog::{Catalog, RecordSink, RecordSource, Write, read as reads, write as rules};
+use crate::catalog::{
+    Catalog, RecordSink, RecordSource, Write, read as reads, rollout, write as rules,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{BackendId, ProjectId, Timestamp};
 
@@ -223,6 +225,13 @@ impl SqliteCatalog {
                 "the backup is damaged (SQLite's integrity check failed); nothing was replaced",
             ));
         }
+        // The instances it lists ran when the backup was made: the running
+        // ones record themselves again within a heartbeat.
+        candidate.write_tx(|db| {
+            use crate::catalog::sql::Db as _;
+            db.execute("DELETE FROM kek_instances", &[])?;
+            Ok(())
+        })?;
         // Fold its WAL into the file the backup API reads next.
         candidate.read_conn(|c| {
             c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?;
@@ -379,6 +388,50 @@ impl KekStore for SqliteCatalog {
         keks: Vec<(ProjectId, WrappedKek)>,
     ) -> Result<()> {
         self.write_tx(|db| rules::replace_project_keks(db, backend, &keks))
+    }
+
+    fn rollout_active(&self, backend: &BackendId) -> Result<Option<String>> {
+        self.read(|db| rollout::active(db, backend, ""))
+    }
+
+    fn propose_rollout_active(&self, backend: &BackendId, fingerprint: &str) -> Result<String> {
+        self.write_tx(|db| rollout::propose(db, backend, fingerprint))
+    }
+
+    fn insert_project_kek_if_active(
+        &self,
+        backend: &BackendId,
+        project: &ProjectId,
+        kek: WrappedKek,
+    ) -> Result<KekInsert> {
+        self.write_tx(|db| rollout::insert_project_kek_if_active(db, backend, project, &kek))
+    }
+
+    fn rotate_project_keks(
+        &self,
+        backend: &BackendId,
+        new_active: &str,
+        live_since: Timestamp,
+        rewrap: &mut RewrapFn<'_>,
+    ) -> Result<usize> {
+        // One writer holds the whole database: nothing interleaves.
+        self.write_tx(|db| rollout::rotate(db, backend, new_active, live_since, rewrap))
+    }
+
+    fn project_keks_not_under(&self, backend: &BackendId, fingerprint: &str) -> Result<u64> {
+        self.read(|db| rollout::wrapped_by_others(db, backend, fingerprint))
+    }
+
+    fn heartbeat_instance(&self, instance: &KekInstance, forget_before: Timestamp) -> Result<()> {
+        self.write_tx(|db| rollout::heartbeat(db, instance, forget_before))
+    }
+
+    fn remove_instance(&self, instance_id: &str) -> Result<()> {
+        self.write_tx(|db| rollout::remove(db, instance_id))
+    }
+
+    fn live_instances(&self, backend: &BackendId, since: Timestamp) -> Result<Vec<KekInstance>> {
+        self.read(|db| rollout::live(db, backend, since))
     }
 }
 

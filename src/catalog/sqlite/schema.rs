@@ -16,6 +16,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0002_secrets_by_kek.sql"),
     include_str!("../migrations/sqlite/0003_metadata_quotas_container_consumers.sql"),
     include_str!("../migrations/sqlite/0004_container_acls.sql"),
+    include_str!("../migrations/sqlite/0005_master_kek_rollout.sql"),
 ];
 
 /// The write connection's page cache: 16 MiB holds a bulk transaction's
