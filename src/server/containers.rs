@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
@@ -146,15 +146,11 @@ async fn create(
         .await?
         .map_err(store_err)?;
     let href = state.href("containers", id);
-    let mut resp = (
+    Ok(wire::created(
         StatusCode::CREATED,
-        axum::Json(json!({ "container_ref": href })),
-    )
-        .into_response();
-    if let Ok(v) = HeaderValue::from_str(&href) {
-        resp.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(resp)
+        json!({ "container_ref": href }),
+        &href,
+    ))
 }
 
 async fn read(
@@ -270,15 +266,11 @@ async fn add_secret(
         .await?
         .map_err(store_err)?;
     let href = state.href("containers", id);
-    let mut resp = (
+    Ok(wire::created(
         StatusCode::CREATED,
-        axum::Json(json!({ "container_ref": href })),
-    )
-        .into_response();
-    if let Ok(v) = HeaderValue::from_str(&href) {
-        resp.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(resp)
+        json!({ "container_ref": href }),
+        &href,
+    ))
 }
 
 async fn remove_secret(
@@ -330,11 +322,10 @@ async fn add_consumer(
         .run(move |s| s.add_container_consumer(&ctx, &id, consumer))
         .await?
         .map_err(store_err)?;
-    let mut resp = axum::Json(container_json(&state, &c)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&state.consumers_location(id)) {
-        resp.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(resp)
+    Ok(wire::with_location(
+        axum::Json(container_json(&state, &c)).into_response(),
+        &state.consumers_location(id),
+    ))
 }
 
 async fn remove_consumer(

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Map, Value, json};
@@ -14,7 +14,7 @@ use crate::model::SecretId;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, Resource};
-use super::wire::{Body, Caller, Fields};
+use super::wire::{self, Body, Caller, Fields};
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -130,15 +130,11 @@ async fn add(
         .await?
         .map_err(store_err)?;
     let href = format!("{}/metadata/{key}", state.href("secrets", id));
-    let mut resp = (
+    Ok(wire::created(
         StatusCode::CREATED,
-        axum::Json(json!({ "key": key, "value": value })),
-    )
-        .into_response();
-    if let Ok(v) = HeaderValue::from_str(&href) {
-        resp.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(resp)
+        json!({ "key": key, "value": value }),
+        &href,
+    ))
 }
 
 async fn read(

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Map, Value, json};
@@ -167,15 +167,11 @@ async fn create(
         .await?
         .map_err(store_err)?;
     let href = state.href("orders", made.id);
-    let mut resp = (
+    Ok(wire::created(
         StatusCode::ACCEPTED,
-        axum::Json(json!({ "order_ref": href })),
-    )
-        .into_response();
-    if let Ok(v) = HeaderValue::from_str(&href) {
-        resp.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(resp)
+        json!({ "order_ref": href }),
+        &href,
+    ))
 }
 
 async fn read(

@@ -130,15 +130,11 @@ async fn create(
         .await?
         .map_err(store_err)?;
     let href = state.href("secrets", id);
-    let mut resp = (
+    Ok(wire::created(
         StatusCode::CREATED,
-        axum::Json(json!({ "secret_ref": href })),
-    )
-        .into_response();
-    if let Ok(v) = HeaderValue::from_str(&href) {
-        resp.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(resp)
+        json!({ "secret_ref": href }),
+        &href,
+    ))
 }
 
 fn new_secret(map: &Map<String, Value>) -> ApiResult<NewSecret> {
@@ -448,11 +444,10 @@ async fn add_consumer(
         .await?
         .map_err(|e| ApiError::store(Resource::Consumer, &e))?;
     let body = secret_body(&state, force_consumers(caller), id).await?;
-    let mut resp = axum::Json(body).into_response();
-    if let Ok(v) = HeaderValue::from_str(&state.consumers_location(id)) {
-        resp.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(resp)
+    Ok(wire::with_location(
+        axum::Json(body).into_response(),
+        &state.consumers_location(id),
+    ))
 }
 
 async fn remove_consumer(

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::{HeaderMap, header, request::Parts};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
+use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
 use crate::context::Context;
@@ -256,6 +257,19 @@ pub fn time(t: Timestamp) -> String {
 
 pub fn opt_time(t: Option<Timestamp>) -> Option<String> {
     t.map(time)
+}
+
+/// A creation's answer: `status`, `body`, and the new object's `Location`.
+pub fn created(status: StatusCode, body: Value, location: &str) -> Response {
+    with_location((status, axum::Json(body)).into_response(), location)
+}
+
+/// `resp` with a `Location` header (left out if `location` cannot be one).
+pub fn with_location(mut resp: Response, location: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
 }
 
 /// Query parameters (last one wins, as webob's `params` reads them).
