@@ -31,6 +31,13 @@ pub trait Authenticator: Send + Sync + fmt::Debug {
     fn is_costly(&self) -> bool {
         false
     }
+
+    /// For a costly authenticator: the answer when it needs no slow work
+    /// (a cached validation), taken on the async worker without a trip to
+    /// the blocking pool; `None` sends the request there.
+    fn authenticate_fast(&self, _headers: &HeaderMap) -> Option<ApiResult<Context>> {
+        None
+    }
 }
 
 /// Barbican's unauthenticated context: `X-Project-Id`, `X-User-Id`,

@@ -72,7 +72,14 @@ impl FromRequestParts<Arc<AppState>> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> ApiResult<Self> {
         let version = ApiVersion::from_headers(&parts.headers)?;
-        let ctx = if state.auth.is_costly() {
+        let fast = if state.auth.is_costly() {
+            state.auth.authenticate_fast(&parts.headers)
+        } else {
+            Some(state.auth.authenticate(&parts.headers))
+        };
+        let ctx = if let Some(answer) = fast {
+            answer?
+        } else {
             let auth = state.auth.clone();
             let headers = parts.headers.clone();
             let permit = state
@@ -87,8 +94,6 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             })
             .await
             .map_err(|_| ApiError::internal())??
-        } else {
-            state.auth.authenticate(&parts.headers)?
         };
         Ok(Caller { ctx, version })
     }
