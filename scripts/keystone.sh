@@ -38,6 +38,10 @@ start)
     cat >"$dir/keystone.conf" <<CONF
 [DEFAULT]
 log_file = $dir/keystone.log
+[identity]
+# bcrypt's cheapest cost: a test Keystone's logins (one per castellan test)
+# need not resist offline guessing.
+password_hash_rounds = 4
 [database]
 connection = sqlite:///$dir/keystone.db
 [token]

@@ -4,10 +4,15 @@
 # real-client suites of tests/peers against it.
 #
 #   scripts/serve-peers.sh [SUITE...]    SUITE: barbicanclient guide castellan basic functional
+#                                                keystone keystone-functional
 #
 # barbicanclient, guide and castellan run against the noauth server; basic
 # (the guide again) and functional (Barbican's API functional tests) against
-# an http_basic one with a users file.
+# an http_basic one with a users file; keystone (the guide with password
+# auth through Keystone's catalog, and castellan's three test classes)
+# against a keystone one, with KEYWARDEN_TEST_KEYSTONE_URL and its passwords
+# set (scripts/keystone.sh); keystone-functional (Barbican's functional
+# tests with their own Keystone login) there too.
 # Default: barbicanclient guide castellan basic. Needs .venv-barbican
 # (scripts/barbican.sh install). Builds target/debug/keywarden with
 # --features cli,server unless KEYWARDEN_BIN is set. Prints each suite's
@@ -82,7 +87,7 @@ for suite in "${suites[@]}"; do
         barbicanclient) run_suite barbicanclient "$root/.venv-barbican/bin/python" "$root/tests/peers/barbicanclient_flows.py" "$endpoint" ;;
         guide) run_suite guide "$root/tests/peers/openstack_guide.sh" "$endpoint" ;;
         castellan) run_suite castellan "$root/tests/peers/castellan_functional.sh" "$endpoint" ;;
-        basic | functional) ;;
+        basic | functional | keystone | keystone-functional) ;;
         *) echo "unknown suite $suite" >&2; exit 2 ;;
     esac
 done
@@ -111,6 +116,67 @@ if [[ " ${suites[*]} " == *" basic "* || " ${suites[*]} " == *" functional "* ]]
     if [[ " ${suites[*]} " == *" functional "* ]]; then
         KEYWARDEN_FT_AUTH=http_basic KEYWARDEN_FT_RUN=$ft_run \
             run_suite functional "$root/tests/peers/barbican_functional.sh" "$endpoint" "$logs/functional"
+    fi
+    stop
+fi
+
+# keystone: the same server validating Keystone tokens (auth = "keystone"),
+# registered in Keystone's catalog as Barbican's install guide registers
+# Barbican; the guide (chapter 3.1's role steps first) with password auth
+# through the catalog, and all three of castellan's test classes.
+if [[ " ${suites[*]} " == *" keystone"* ]]; then
+    ks=${KEYWARDEN_TEST_KEYSTONE_URL:?the keystone suite needs a Keystone: scripts/keystone.sh start DIR PORT, then source DIR/env}
+    ks_admin=${KEYWARDEN_TEST_KEYSTONE_ADMIN_PASSWORD:?}
+    kosc() {
+        "$root/.venv-keystone/bin/openstack" --os-auth-url "$ks/v3" --os-identity-api-version 3 \
+            --os-username admin --os-password "$ks_admin" --os-project-name admin \
+            --os-user-domain-name Default --os-project-domain-name Default "$@"
+    }
+    sed -i 's/^auth = .*/auth = "keystone"/' "$work/kw.toml"
+    cat >>"$work/kw.toml" <<CONF
+
+[keystone_authtoken]
+auth_url = "$ks"
+username = "keywarden"
+password = "${KEYWARDEN_TEST_KEYSTONE_SERVICE_PASSWORD:?}"
+project_name = "service"
+CONF
+    start || exit 1
+    for old in $(kosc service list -f value -c ID -c Type | awk '$2 == "key-manager" { print $1 }'); do
+        kosc service delete "$old" >/dev/null
+    done
+    kosc service create --name barbican --description "Key Manager" key-manager >/dev/null
+    for interface in public internal admin; do
+        kosc endpoint create --region RegionOne key-manager "$interface" "$endpoint" >/dev/null
+    done
+    # Chapter 3.1: the creator role, given to the guide's user in its project
+    # (a project of its own, so that what the guide leaves behind is not in
+    # the admin project Barbican's functional tests list).
+    run_id=$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')
+    guide=guide-$run_id
+    kosc project create --domain Default "$guide" >/dev/null
+    kosc user create --domain Default --password "$guide-pw" "$guide" >/dev/null
+    kosc role show creator >/dev/null 2>&1 || kosc role create creator >/dev/null
+    kosc role add --project "$guide" --user "$guide" creator
+    ks_auth=(--os-auth-url "$ks/v3" --os-identity-api-version 3 --os-username "$guide"
+        --os-password "$guide-pw" --os-project-name "$guide"
+        --os-user-domain-name Default --os-project-domain-name Default)
+    KEYWARDEN_GUIDE_CATALOG=1 run_suite guide-keystone "$root/tests/peers/openstack_guide.sh" \
+        "$endpoint" "${ks_auth[@]}"
+    # castellan's tests list everything their project holds: a project and
+    # user of their own (admin there, as castellan's default user is).
+    cs=castellan-$run_id
+    kosc project create --domain Default "$cs" >/dev/null
+    kosc user create --domain Default --password "$cs-pw" "$cs" >/dev/null
+    kosc role add --project "$cs" --user "$cs" admin
+    KEYWARDEN_CASTELLAN_KEYSTONE_URL=$ks KEYWARDEN_CASTELLAN_KEYSTONE_PASSWORD=$cs-pw \
+        KEYWARDEN_CASTELLAN_KEYSTONE_USER=$cs KEYWARDEN_CASTELLAN_KEYSTONE_PROJECT=$cs \
+        KEYWARDEN_CASTELLAN_EXPECT=213 \
+        run_suite castellan-keystone "$root/tests/peers/castellan_functional.sh" "$endpoint"
+    if [[ " ${suites[*]} " == *" keystone-functional "* ]]; then
+        # Barbican's functional tests with their own Keystone login.
+        KEYWARDEN_FT_AUTH=keystone run_suite functional-keystone \
+            "$root/tests/peers/barbican_functional.sh" "$endpoint" "$logs/functional-keystone"
     fi
     stop
 fi

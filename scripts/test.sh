@@ -257,13 +257,16 @@ done
 
 log "Barbican's real clients against keywarden serve"
 # python-barbicanclient (every call it makes), the seed guide's openstack
-# commands (noauth and http_basic), castellan's own functional tests and
-# Barbican 23's API functional tests, against a fresh `keywarden serve`
+# commands (noauth, http_basic, and Keystone password auth through the
+# service catalog), castellan's own functional tests (header auth, and all
+# three classes against the Keystone above) and Barbican 23's API
+# functional tests (Basic credentials, and their own Keystone login),
+# against a fresh `keywarden serve`
 # (the binary cargo test just built with every feature). The functional
 # tests must pass at least KEYWARDEN_FT_MIN_PASS (keywarden's figure in
 # docs/barbican-compat.md; each failure is listed there with its reason).
 KEYWARDEN_BIN=target/debug/keywarden KEYWARDEN_FT_MIN_PASS=${KEYWARDEN_FT_MIN_PASS:-523} \
-    scripts/serve-peers.sh barbicanclient guide castellan basic functional
+    scripts/serve-peers.sh barbicanclient guide castellan basic functional keystone keystone-functional
 
 log "fuzz targets (bounded)"
 scripts/fuzz.sh "${FUZZ_SECONDS:-20}"

@@ -42,13 +42,29 @@ if [ ! -f "$sdist" ]; then
 fi
 tar -xzf "$sdist" -C "$work" barbican-23.0.0/functionaltests barbican-23.0.0/etc/barbican/barbican-functional.conf
 tree=$work/barbican-23.0.0
-cp "$root/tests/peers/barbican_ft_auth.py" "$tree/functionaltests/common/auth.py"
+# With KEYWARDEN_FT_AUTH=keystone the tests keep their own Keystone login
+# (functionaltests/common/auth.py unchanged) against
+# KEYWARDEN_TEST_KEYSTONE_URL, whose users tests/peers/keystone_ft_users.py
+# makes; otherwise the header/Basic shim replaces it.
+identity_uri=http://localhost/identity/v3
+admin_password=secretadmin
+if [[ ${KEYWARDEN_FT_AUTH:-} == keystone ]]; then
+    identity_uri=${KEYWARDEN_TEST_KEYSTONE_URL:?}/v3
+    admin_password=${KEYWARDEN_TEST_KEYSTONE_ADMIN_PASSWORD:?}
+    "$root/.venv-keystone/bin/python" "$root/tests/peers/keystone_ft_users.py" \
+        "$KEYWARDEN_TEST_KEYSTONE_URL" "$admin_password" >/dev/null
+else
+    cp "$root/tests/peers/barbican_ft_auth.py" "$tree/functionaltests/common/auth.py"
+fi
 # The sample config with the endpoint set; the identity and rbac_users
 # sections keep their sample names, which barbican_ft_auth.py maps.
-awk -v url="$endpoint" -v href_set="${KEYWARDEN_FT_HOST_HREF_SET:-True}" '
+awk -v url="$endpoint" -v href_set="${KEYWARDEN_FT_HOST_HREF_SET:-True}" \
+    -v identity="$identity_uri" -v admin_password="$admin_password" '
     /^# override_url=/ { print "override_url=" url; next }
     /^# override_url_version=/ { print "override_url_version=v1"; next }
     /^server_host_href_set/ { print "server_host_href_set = " href_set; next }
+    /^uri=/ { print "uri=" identity; next }
+    /^password=/ { print "password=" admin_password; next }
     { print }
 ' "$tree/etc/barbican/barbican-functional.conf" >"$tree/etc/barbican/barbican-functional.conf.new"
 mv "$tree/etc/barbican/barbican-functional.conf.new" "$tree/etc/barbican/barbican-functional.conf"

@@ -6,9 +6,12 @@
 #
 #   tests/peers/castellan_functional.sh ENDPOINT [JUNIT_XML]
 #
-# ENDPOINT is the server's root (http://127.0.0.1:PORT). Only the
-# RequestContext class runs (the KeystonePassword and KeystoneToken classes
-# need a Keystone). Its setUp turns any failure to make a client into a
+# ENDPOINT is the server's root (http://127.0.0.1:PORT). Without Keystone
+# only the RequestContext class runs (the KeystonePassword and KeystoneToken
+# classes need a Keystone). With KEYWARDEN_CASTELLAN_KEYSTONE_URL (and
+# _PASSWORD; _USER and _PROJECT default to admin) all three classes run
+# against that Keystone, finding the key manager in its catalog
+# (tests/peers/castellan_keystone.py); expect 213 then. Its setUp turns any failure to make a client into a
 # skip, so this counts passes: it fails unless all
 # ${KEYWARDEN_CASTELLAN_EXPECT:-71} tests pass. The venv is .venv-barbican
 # (scripts/barbican.sh install) or $KEYWARDEN_BARBICAN_VENV.
@@ -27,9 +30,27 @@ tests=$("$venv/bin/python" -c 'import os, castellan.tests.functional.key_manager
 # ./etc/castellan/castellan-functional.conf first.
 cd "$work"
 rc=0
-KEYWARDEN_CASTELLAN_ENDPOINT=$endpoint PYTHONPATH=$root/tests/peers \
-    "$venv/bin/python" -m pytest -p castellan_noauth -p no:cacheprovider -q -rfEs \
-    --junitxml="$xml" "$tests::BarbicanKeyManagerOsloContextTestCase" || rc=$?
+if [[ -n ${KEYWARDEN_CASTELLAN_KEYSTONE_URL:-} ]]; then
+    # All three classes, logging in to this Keystone as the given user and
+    # finding the key manager in its catalog.
+    mkdir -p etc/castellan
+    cat >etc/castellan/castellan-functional.conf <<CONF
+[identity]
+auth_url = $KEYWARDEN_CASTELLAN_KEYSTONE_URL/v3
+username = ${KEYWARDEN_CASTELLAN_KEYSTONE_USER:-admin}
+password = $KEYWARDEN_CASTELLAN_KEYSTONE_PASSWORD
+project_name = ${KEYWARDEN_CASTELLAN_KEYSTONE_PROJECT:-admin}
+user_domain_name = Default
+project_domain_name = Default
+CONF
+    KEYWARDEN_CASTELLAN_AUTH_URL=$KEYWARDEN_CASTELLAN_KEYSTONE_URL/v3 PYTHONPATH=$root/tests/peers \
+        "$venv/bin/python" -m pytest -p castellan_keystone -p no:cacheprovider -q -rfEs \
+        --junitxml="$xml" "$tests" || rc=$?
+else
+    KEYWARDEN_CASTELLAN_ENDPOINT=$endpoint PYTHONPATH=$root/tests/peers \
+        "$venv/bin/python" -m pytest -p castellan_noauth -p no:cacheprovider -q -rfEs \
+        --junitxml="$xml" "$tests::BarbicanKeyManagerOsloContextTestCase" || rc=$?
+fi
 
 "$venv/bin/python" - "$xml" "$expect" "$endpoint" "$rc" <<'EOF'
 import sys

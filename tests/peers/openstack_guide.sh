@@ -10,7 +10,8 @@
 # X-Project-Id: the server must fall back to a default project (keywarden's
 # configured default identity; for the real Barbican,
 # KEYWARDEN_BARBICAN_DEFAULT_PROJECT of scripts/barbican.sh). For
-# http_basic: `--os-auth-type http_basic --os-username U --os-password P`.
+# http_basic: `--os-auth-type http_basic --os-username U --os-password P`;
+# for Keystone, password auth arguments and KEYWARDEN_GUIDE_CATALOG=1.
 # The client is .venv-barbican's `openstack` (scripts/barbican.sh install)
 # or $KEYWARDEN_OPENSTACK. Prints each command and its output, one line per
 # check and `N passed, N failed`; exits 1 on any failure.
@@ -22,6 +23,11 @@ shift
 auth=("$@")
 if ((${#auth[@]} == 0)); then auth=(--os-auth-type none); fi
 root=$(cd "$(dirname "$0")/../.." && pwd)
+# With KEYWARDEN_GUIDE_CATALOG=1 the client finds the key manager in
+# Keystone's service catalog (password auth), as in a real cloud; ENDPOINT
+# is then only what the refs must start with.
+endpoint_args=(--os-endpoint "$endpoint/v1")
+if [[ ${KEYWARDEN_GUIDE_CATALOG:-} == 1 ]]; then endpoint_args=(); fi
 osc=${KEYWARDEN_OPENSTACK:-$root/.venv-barbican/bin/openstack}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -34,7 +40,7 @@ failures=()
 # `openstack ARGS` with the endpoint and auth; its output in $out, status in $rc.
 run() {
     printf '\n$ openstack %s\n' "$*"
-    if out=$("$osc" "${auth[@]}" --os-endpoint "$endpoint/v1" "$@" 2>&1); then rc=0; else rc=$?; fi
+    if out=$("$osc" "${auth[@]}" "${endpoint_args[@]}" "$@" 2>&1); then rc=0; else rc=$?; fi
     printf '%s\n' "$out"
 }
 # The value of row NAME in the table $out.
