@@ -311,17 +311,19 @@ impl Config {
                 BackendConfig::Kmip(config) => config.write_toml(&mut out),
             }
         }
-        if let Some(server) = &self.server
-            && let Ok(text) = toml::to_string(server)
-        {
-            out.push_str("\n[server]\n");
-            out.push_str(&text);
-        }
-        if let Some(keystone) = &self.keystone_authtoken
-            && let Ok(text) = toml::to_string(keystone)
-        {
-            out.push_str("\n[keystone_authtoken]\n");
-            out.push_str(&text);
+        // Written as whole tables, so that a sub-table (`role_map = {…}`)
+        // comes out as `[keystone_authtoken.role_map]`, not at the top.
+        for (name, table) in [
+            ("server", &self.server),
+            ("keystone_authtoken", &self.keystone_authtoken),
+        ] {
+            if let Some(table) = table {
+                let whole = toml::Table::from_iter([(name.to_owned(), table.clone().into())]);
+                if let Ok(text) = toml::to_string(&whole) {
+                    out.push('\n');
+                    out.push_str(&text);
+                }
+            }
         }
         out
     }
@@ -517,6 +519,23 @@ impl fmt::Debug for Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `kek rotate` and friends rewrite the config: the server's sections
+    /// survive, sub-tables included.
+    #[test]
+    fn server_and_keystone_sections_round_trip_with_sub_tables() {
+        let mut text = Config::generate("kw.db").unwrap().to_toml().to_string();
+        text.push_str(
+            "\n[server]\nauth = \"keystone\"\n\n[keystone_authtoken]\nauth_url = \"http://k\"\n\
+             password = \"pw\"\nrole_map = { member = [\"creator\"], reader = [] }\n",
+        );
+        let c = Config::from_toml(&text, None).unwrap();
+        assert!(c.holds_key_material());
+        let again = Config::from_toml(&c.to_toml(), None).unwrap();
+        let ks = again.keystone_authtoken.unwrap();
+        assert_eq!(ks["role_map"]["member"][0].as_str(), Some("creator"));
+        assert_eq!(again.server.unwrap()["auth"].as_str(), Some("keystone"));
+    }
 
     #[test]
     fn generated_config_round_trips_through_toml() {
