@@ -28,6 +28,7 @@ catalog_tests!(
     master_kek_rotation_rewraps_without_touching_secrets,
     projects_on_two_backends_and_a_moved_project,
     restore_checks_the_whole_backup_before_replacing_anything,
+    restore_refuses_a_newer_schema_or_a_foreign_file_before_replacing_anything,
 );
 
 fn secret(payload: &str) -> NewSecret {
@@ -471,4 +472,96 @@ fn restore_checks_the_whole_backup_before_replacing_anything(kind: &Kind) {
         restored.payload(&c, &later).unwrap_err().kind(),
         ErrorKind::NotFound
     );
+}
+
+/// Issue 19, defect 2: `SecretStore::restore` refuses, with a typed error
+/// and before it replaces anything, a backup from a schema newer than this
+/// binary knows, a file of random bytes and a SQLite file without the
+/// keywarden schema. The live catalog still holds and reads its secrets,
+/// the backup file is left as it was, and no scratch copy stays behind.
+fn restore_refuses_a_newer_schema_or_a_foreign_file_before_replacing_anything(kind: &Kind) {
+    let f = Fixture::with(kind);
+    let c = admin("p");
+    let text = |t: &str| NewSecret::new().payload_text(t, Some("text/plain"), None);
+    let first = f.store.store_secret(&c, text("first")).unwrap();
+    let newer = f.dir.path().join("newer.db");
+    assert_eq!(SecretStore::backup(&f.config, &newer).unwrap().secrets, 1);
+    let second = f.store.store_secret(&c, text("second")).unwrap();
+    let user_version = |path: &std::path::Path| -> u32 {
+        rusqlite::Connection::open(path)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert!(
+        user_version(&newer) > 0,
+        "a backup records its schema version"
+    );
+    rusqlite::Connection::open(&newer)
+        .unwrap()
+        .pragma_update(None, "user_version", 999)
+        .unwrap();
+
+    let random = f.dir.path().join("random.db");
+    let mut bytes = vec![0u8; 64 * 1024];
+    getrandom::fill(&mut bytes).unwrap();
+    std::fs::write(&random, &bytes).unwrap();
+
+    // SQLite, even with a `secrets` table, but no keywarden schema version.
+    let foreign = f.dir.path().join("foreign.db");
+    rusqlite::Connection::open(&foreign)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE secrets (id TEXT PRIMARY KEY, stored BLOB);
+             INSERT INTO secrets VALUES ('x', x'00');",
+        )
+        .unwrap();
+
+    for (bad, kind, phrase) in [
+        (
+            &newer,
+            ErrorKind::Config,
+            "newer than this keywarden understands",
+        ),
+        (&random, ErrorKind::InvalidInput, "not a keywarden catalog"),
+        (&foreign, ErrorKind::InvalidInput, "not a keywarden catalog"),
+    ] {
+        let name = bad.file_name().unwrap().to_str().unwrap();
+        let before = std::fs::read(bad).unwrap();
+        let e = SecretStore::restore(&f.config, bad, true, |_, _| {
+            panic!("{name}: restore began copying")
+        })
+        .unwrap_err();
+        assert_eq!(e.kind(), kind, "{name}: {e}");
+        assert!(e.to_string().contains(phrase), "{name}: {e}");
+        assert!(
+            e.to_string().contains("nothing was replaced"),
+            "{name}: {e}"
+        );
+        assert_eq!(
+            std::fs::read(bad).unwrap(),
+            before,
+            "{name}: backup untouched"
+        );
+
+        let live = f.reopen();
+        assert_eq!(live.operator().counts().unwrap().secrets, 2, "{name}");
+        for (id, payload) in [(&first, "first"), (&second, "second")] {
+            assert_eq!(
+                live.payload(&c, id).unwrap().bytes.expose_secret(),
+                payload.as_bytes(),
+                "{name}"
+            );
+        }
+        let scratch: Vec<_> = std::fs::read_dir(f.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.contains("restore-check"))
+            .collect();
+        assert!(
+            scratch.is_empty(),
+            "{name}: scratch left behind: {scratch:?}"
+        );
+    }
+    assert_eq!(user_version(&newer), 999);
 }

@@ -28,6 +28,7 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
+use cryptoki::types::Ulong;
 
 use crate::backend::{KekReport, KekStore, KeyManager, Scope, StoredSecret, WrappedKek};
 use crate::error::{Error, ErrorKind, Result};
@@ -50,16 +51,17 @@ use record::{KekRecord, SecretRecord};
 use session::{Token, p11_error};
 use token::{
     Use, binding, find_key, fingerprint, integrity_unless_lost, lock, probe_mechanisms,
-    project_kek_template, rng_self_test, token_key_template, token_name, wrap_mechanism,
+    project_kek_template, rng_self_test, token_key_template, token_name, value_len, wrap_mechanism,
 };
 
 /// Project KEKs are AES-256 keys.
-const PROJECT_KEK_LEN: u64 = 32;
-const HMAC_KEY_LEN: u64 = 32;
+const PROJECT_KEK_LEN: usize = 32;
+const HMAC_KEY_LEN: usize = 32;
 const HMAC_LEN: usize = 32;
 const VERSION_1: u8 = 1;
 const GCM_IV_LEN: usize = 12;
-const GCM_TAG_BITS: u64 = 128;
+/// A `CK_ULONG`, which is 32 bits wide on 32-bit targets.
+const GCM_TAG_BITS: Ulong = Ulong::new(128);
 const CBC_IV_LEN: usize = 16;
 
 /// The PKCS#11 backend.
@@ -151,7 +153,7 @@ impl Pkcs11 {
                         s,
                         &config.hmac_label,
                         KeyType::GENERIC_SECRET,
-                        HMAC_KEY_LEN as usize,
+                        HMAC_KEY_LEN,
                         Use::SignVerify,
                     )?;
                     s.generate_key(&Mechanism::GenericSecretKeyGen, &template)
@@ -306,7 +308,7 @@ impl Pkcs11 {
             let handle = s
                 .generate_key(
                     &Mechanism::AesKeyGen,
-                    &project_kek_template(Some(PROJECT_KEK_LEN)),
+                    &project_kek_template(Some(PROJECT_KEK_LEN))?,
                 )
                 .map_err(p11_error)?;
             let wrapped = self
@@ -382,7 +384,7 @@ impl Pkcs11 {
                 &wrap_mechanism(record.mechanism),
                 master.handle,
                 record.wrapped_key,
-                &project_kek_template(None),
+                &project_kek_template(None)?,
             )
             .map_err(integrity_unless_lost)?;
         self.unwraps.fetch_add(1, Ordering::Relaxed);
@@ -515,8 +517,7 @@ impl Pkcs11 {
                 let mut iv = [0u8; GCM_IV_LEN];
                 s.generate_random_slice(&mut iv).map_err(p11_error)?;
                 out.extend_from_slice(&iv);
-                let params =
-                    GcmParams::new(&mut iv, &aad, GCM_TAG_BITS.into()).map_err(p11_error)?;
+                let params = GcmParams::new(&mut iv, &aad, GCM_TAG_BITS).map_err(p11_error)?;
                 let ct = s
                     .encrypt(
                         &Mechanism::AesGcm(params),
@@ -564,8 +565,7 @@ impl Pkcs11 {
         let aad = self.secret_binding(&scope, &key.kek_id, record.header());
         let plain = match record {
             SecretRecord::Gcm { mut iv, sealed, .. } => self.token.with_session(|s, _| {
-                let params =
-                    GcmParams::new(&mut iv, &aad, GCM_TAG_BITS.into()).map_err(p11_error)?;
+                let params = GcmParams::new(&mut iv, &aad, GCM_TAG_BITS).map_err(p11_error)?;
                 s.decrypt(&Mechanism::AesGcm(params), key.handle, sealed)
                     .map_err(integrity_unless_lost)
             })?,
@@ -600,7 +600,7 @@ impl Pkcs11 {
                     &[
                         Attribute::Class(ObjectClass::SECRET_KEY),
                         Attribute::KeyType(KeyType::GENERIC_SECRET),
-                        Attribute::ValueLen((len as u64).into()),
+                        value_len(len)?,
                         Attribute::Token(false),
                         Attribute::Private(true),
                         Attribute::Sensitive(false),

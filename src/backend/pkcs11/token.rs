@@ -7,6 +7,7 @@ use cryptoki::error::{Error as P11Error, RvError};
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
+use cryptoki::types::Ulong;
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -96,7 +97,7 @@ pub(super) fn token_key_template(
     Ok(vec![
         Attribute::Class(ObjectClass::SECRET_KEY),
         Attribute::KeyType(key_type),
-        Attribute::ValueLen((len as u64).into()),
+        value_len(len)?,
         Attribute::Token(true),
         Attribute::Private(true),
         Attribute::Sensitive(true),
@@ -116,7 +117,7 @@ pub(super) fn token_key_template(
 
 /// A project KEK as a session object: sensitive, encrypts and decrypts
 /// secrets, extractable only so that it can be wrapped (and rewrapped).
-pub(super) fn project_kek_template(len: Option<u64>) -> Vec<Attribute> {
+pub(super) fn project_kek_template(len: Option<usize>) -> Result<Vec<Attribute>> {
     let mut t = vec![
         Attribute::Class(ObjectClass::SECRET_KEY),
         Attribute::KeyType(KeyType::AES),
@@ -128,9 +129,18 @@ pub(super) fn project_kek_template(len: Option<u64>) -> Vec<Attribute> {
         Attribute::Decrypt(true),
     ];
     if let Some(len) = len {
-        t.push(Attribute::ValueLen(len.into()));
+        t.push(value_len(len)?);
     }
-    t
+    Ok(t)
+}
+
+/// `CKA_VALUE_LEN` for a key of `len` bytes. The attribute is a `CK_ULONG`,
+/// a C `unsigned long`: 64 bits on 64-bit Linux but 32 bits on 32-bit
+/// targets (and on Windows), so the length is converted, not cast.
+pub(super) fn value_len(len: usize) -> Result<Attribute> {
+    Ok(Attribute::ValueLen(
+        Ulong::try_from(len).map_err(p11_error)?,
+    ))
 }
 
 pub(super) fn wrap_mechanism(m: WrapMechanism) -> Mechanism<'static> {
@@ -272,4 +282,27 @@ pub(super) fn binding(parts: &[&[u8]]) -> Vec<u8> {
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The key length reaches the template as the token's `CK_ULONG`,
+    /// whatever width the target gives it (this once cast through `u64`,
+    /// which does not build where `unsigned long` is 32 bits).
+    #[test]
+    fn key_lengths_become_the_tokens_ulong() {
+        let lens = |t: &[Attribute]| -> Vec<usize> {
+            t.iter()
+                .filter_map(|a| match a {
+                    Attribute::ValueLen(len) => Some(usize::from(*len)),
+                    _ => None,
+                })
+                .collect()
+        };
+        assert_eq!(lens(&project_kek_template(Some(32)).unwrap()), [32]);
+        assert!(lens(&project_kek_template(None).unwrap()).is_empty());
+        assert_eq!(lens(&[value_len(16).unwrap()]), [16]);
+    }
 }
