@@ -603,6 +603,12 @@ fn a_mapping_onto_the_fixed_key_left_from_before_opens_with_a_warning() {
     let c = ctx("admin", "old-tenant", &["admin"]);
     let order = store.create_key(&c, &KeyOrder::aes(256)).unwrap();
     assert_ne!(order.secret_id, Some(FIXED_KEY_ID));
+    // Nor is it shown as the project's preferred secret store.
+    assert_eq!(
+        store.preferred_backend(&c).unwrap_err().kind(),
+        keywarden::ErrorKind::NotFound
+    );
+    assert!(!store.project_backend(&c).unwrap().1);
 }
 
 /// Runs `f` with a subscriber that records formatted log lines.

@@ -100,18 +100,17 @@ impl SecretStore {
     }
 
     /// The caller's project's own mapping, if any
-    /// (`secretstores:get_preferred`); Barbican answers 404 without one.
+    /// (`secretstores:get_preferred`); Barbican answers 404 without one. A
+    /// mapping onto a fixed-key backend left from before is not one.
     pub fn preferred_backend(&self, ctx: &Context) -> Result<BackendId> {
         audited(ctx, "secretstores:get_preferred", &ctx.project_id, || {
             self.authorize("secretstores:get_preferred", ctx, &self.project_target(ctx))?;
-            self.catalog
-                .project_backend(&ctx.project_id)?
-                .ok_or_else(|| {
-                    Error::new(
-                        ErrorKind::NotFound,
-                        "Not Found. No preferred secret store defined for this project.",
-                    )
-                })
+            self.project_mapping(&ctx.project_id)?.ok_or_else(|| {
+                Error::new(
+                    ErrorKind::NotFound,
+                    "Not Found. No preferred secret store defined for this project.",
+                )
+            })
         })
     }
 }
