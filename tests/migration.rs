@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use common::{Fixture, Kind, ctx};
+use common::{Fixture, Kind, capture_logs, ctx};
 use keywarden::ErrorKind;
 use keywarden::backend::{DangerFixedKey, FIXED_KEY_ID, KeyManager, MasterKek, SimpleCrypto};
 use keywarden::catalog::{Catalog, SqliteCatalog};
@@ -609,28 +609,4 @@ fn a_mapping_onto_the_fixed_key_left_from_before_opens_with_a_warning() {
         keywarden::ErrorKind::NotFound
     );
     assert!(!store.project_backend(&c).unwrap().1);
-}
-
-/// Runs `f` with a subscriber that records formatted log lines.
-fn capture_logs<T>(f: impl FnOnce() -> T) -> (String, T) {
-    use std::sync::Mutex;
-    #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().write(b)
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buf = Buf::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let out = tracing::subscriber::with_default(subscriber, f);
-    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
-    (text, out)
 }

@@ -3,14 +3,13 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use keywarden::signature::Failure;
 use keywarden::signature::cinder::{
     GlanceImage, SIGNATURE_VERIFIED, VerifyGlanceSignatures, copy_image_to_volume,
 };
 
-use crate::common;
+use crate::common::{self, capture_logs};
 use crate::peers;
 use crate::{Work, big_image, creator, failure, store_cert};
 
@@ -231,27 +230,4 @@ fn assert_staging_empty(dir: &Path) {
         0,
         "staging file removed"
     );
-}
-
-/// Runs `f` with a subscriber that records formatted log lines.
-fn capture_logs<T>(f: impl FnOnce() -> T) -> (String, T) {
-    #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().write(b)
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buf = Buf::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let out = tracing::subscriber::with_default(subscriber, f);
-    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
-    (text, out)
 }
